@@ -1,0 +1,164 @@
+//! The command line: clap types only. Every `///` here is help text the user reads.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::model::time::parse_duration;
+
+/// Operate a Backstage portal on Kubernetes: rollout health, events, and the plugin databases.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl-backstage",
+    bin_name = "kubectl backstage",
+    version,
+    about
+)]
+#[command(propagate_version = true, max_term_width = 110)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags with kubectl's meaning, accepted before or after the subcommand.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, a ':'-separated list merged as kubectl does,
+    /// else ~/.kube/config)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: the environment's context, else current-context)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Namespace of the Backstage deployment (default: the environment's, else the context's, else
+    /// `backstage`)
+    #[arg(short = 'n', long, global = true, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Environment from the config file (default: its defaultEnvironment)
+    #[arg(short = 'e', long = "env", global = true, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Output format
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// How long to wait for one API server request ("0" waits forever), e.g. 30s, 1m
+    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = parse_request_timeout)]
+    pub request_timeout: RequestTimeout,
+    /// The config file with environments (default: $KUBECTL_BACKSTAGE_CONFIG, else
+    /// $XDG_CONFIG_HOME/kubectl-backstage/config.yaml)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Never colour the output (colour is only used on a terminal, and never when NO_COLOR is set)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Print diagnostics to stderr (-vv for more); never prints a secret
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// `--request-timeout`: `None` means wait forever (kubectl's "0").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestTimeout(pub Option<Duration>);
+
+fn parse_request_timeout(text: &str) -> Result<RequestTimeout, String> {
+    let duration = parse_duration(text)?;
+    Ok(RequestTimeout((!duration.is_zero()).then_some(duration)))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    /// A table that fits the terminal
+    #[default]
+    Table,
+    /// The table with more columns
+    Wide,
+    /// One JSON document
+    Json,
+    /// The same document as YAML
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pods and rollouts of the namespace, with findings and hints (exit 1 when something is wrong)
+    Health(HealthArgs),
+    /// Events of the namespace, oldest first, ordered by when they were last seen
+    Events(EventsArgs),
+    /// The environments of the config file
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// Print a shell completion script
+    Completion(CompletionArgs),
+    /// Completion candidates for kubectl's plugin completion (used by `kubectl_complete-backstage`)
+    #[command(name = "__complete", hide = true)]
+    Complete(CompleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Only pods and workloads matching this label selector (e.g. app.kubernetes.io/name=backstage)
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Keep watching and redraw when the cluster changes; Ctrl-C ends it
+    #[arg(short = 'w', long, conflicts_with = "wait")]
+    pub watch: bool,
+    /// Wait until every rollout is complete and every pod is ready (exit 0), or until --timeout (exit 1)
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits, e.g. 10m
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, requires = "wait")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only events of these types, comma-separated (Normal, Warning)
+    #[arg(long, value_name = "TYPES", value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Only events about this object: KIND/NAME, e.g. pod/backstage-7d9f…; a deployment also takes its
+    /// ReplicaSets and their pods, a statefulset its pods
+    #[arg(long = "for", value_name = "KIND/NAME")]
+    pub for_object: Option<String>,
+    /// Only events last seen within this duration, e.g. 1h, 30m
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// After listing, print new and updated events as they happen; Ctrl-C ends it
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// The configured environments
+    List,
+    /// One environment's settings (never a password)
+    Show {
+        /// The environment's name
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell, or `kubectl` for the `kubectl_complete-backstage` helper that kubectl 1.26+ runs to
+    /// complete plugin arguments
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+    Kubectl,
+}
+
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    /// The words typed after `kubectl backstage`; the last one is being completed
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub words: Vec<String>,
+}

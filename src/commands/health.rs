@@ -1,0 +1,279 @@
+//! `health`: pods and rollouts, findings with hints; `--watch` redraws, `--wait` waits for the rollout.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use tokio::time::{Duration, Instant};
+
+use super::Outcome;
+use crate::cli::{HealthArgs, OutputFormat};
+use crate::kube::{Cluster, KubeError, WatchChange};
+use crate::model::diagnosis::{StartupFailure, diagnose};
+use crate::model::health::{Diagnoses, HealthReport, WorkloadView};
+use crate::model::pod::PodView;
+use crate::render::{self, CLEAR_SCREEN, Report, Style};
+
+/// Previous logs are read from their end, bounded.
+const LOG_TAIL_LINES: i64 = 400;
+const LOG_LIMIT_BYTES: i64 = 256 * 1024;
+/// Previous logs read at once.
+const LOG_CONCURRENCY: usize = 8;
+/// Changes that arrive this close together are drawn once.
+const SETTLE: Duration = Duration::from_millis(150);
+/// On a terminal, ages are redrawn this often even when nothing changes.
+const REDRAW: Duration = Duration::from_secs(10);
+
+/// The objects `health` looks at, keyed by name.
+#[derive(Default)]
+struct Snapshot {
+    pods: BTreeMap<String, Pod>,
+    deployments: BTreeMap<String, Deployment>,
+    statefulsets: BTreeMap<String, StatefulSet>,
+}
+
+/// Diagnoses of previous logs, remembered per restart so a log is read once.
+#[derive(Default)]
+struct LogCache(HashMap<(String, String, i32), Option<StartupFailure>>);
+
+pub async fn run(
+    args: &HealthArgs,
+    cluster: &Cluster,
+    style: &Style,
+) -> Result<Outcome, KubeError> {
+    let selector = args.selector.as_deref();
+    let (pods, deployments, statefulsets) = tokio::try_join!(
+        cluster.list_all::<Pod>("pods", selector),
+        cluster.list_all::<Deployment>("deployments", selector),
+        cluster.list_all::<StatefulSet>("statefulsets", selector),
+    )?;
+    let mut snapshot = Snapshot::default();
+    snapshot
+        .pods
+        .extend(pods.0.into_iter().map(|p| (p.name_any(), p)));
+    snapshot
+        .deployments
+        .extend(deployments.0.into_iter().map(|d| (d.name_any(), d)));
+    snapshot
+        .statefulsets
+        .extend(statefulsets.0.into_iter().map(|s| (s.name_any(), s)));
+    let mut logs = LogCache::default();
+
+    if !args.watch && !args.wait {
+        let report = report(cluster, &snapshot, &mut logs).await;
+        render::emit(&render::render(&report, style));
+        return Ok(if report.healthy {
+            Outcome::Ok
+        } else {
+            Outcome::Problems
+        });
+    }
+
+    let owned = selector.map(str::to_string);
+    let mut pod_changes = cluster.watch::<Pod>("pods", owned.clone(), pods.1);
+    let mut deployment_changes =
+        cluster.watch::<Deployment>("deployments", owned.clone(), deployments.1);
+    let mut statefulset_changes =
+        cluster.watch::<StatefulSet>("statefulsets", owned, statefulsets.1);
+    let deadline = Instant::now() + args.timeout;
+    let terminal = style.width.is_some();
+    let progress = std::io::stderr().is_terminal();
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::pin!(interrupt);
+
+    loop {
+        let report = report(cluster, &snapshot, &mut logs).await;
+        if args.wait {
+            if report.rolled_out {
+                render::emit(&render::render(&report, style));
+                return Ok(Outcome::Ok);
+            }
+            if progress {
+                let what = report
+                    .findings
+                    .first()
+                    .map(|f| format!("{}: {}", f.object, f.message))
+                    .unwrap_or_default();
+                eprint!("\r\x1b[2Kwaiting for the rollout… {}", truncate(&what, 100));
+            }
+        } else if !draw(&report, style, terminal) {
+            return Ok(Outcome::Ok);
+        }
+
+        // Wait for the next change (or a redraw tick, the deadline, Ctrl-C), then take in everything
+        // that arrives while the cluster settles.
+        let mut changed = false;
+        let tick = tokio::time::sleep(if terminal && args.watch {
+            REDRAW
+        } else {
+            Duration::from_secs(86_400)
+        });
+        tokio::select! {
+            change = pod_changes.recv() => changed |= apply(&mut snapshot.pods, change)?,
+            change = deployment_changes.recv() => changed |= apply(&mut snapshot.deployments, change)?,
+            change = statefulset_changes.recv() => changed |= apply(&mut snapshot.statefulsets, change)?,
+            () = tick => changed = true,
+            () = tokio::time::sleep_until(deadline), if args.wait => {
+                if progress { eprint!("\r\x1b[2K"); }
+                render::emit(&render::render(&report, style));
+                eprintln!("error: timed out after {} waiting for the rollout; still wrong: {}", humantime(args.timeout), still_wrong(&report));
+                return Ok(Outcome::Problems);
+            }
+            _ = &mut interrupt => {
+                if progress && args.wait { eprint!("\r\x1b[2K"); }
+                return Ok(if args.wait { Outcome::Problems } else { Outcome::Ok });
+            }
+        }
+        let settle = tokio::time::sleep(SETTLE);
+        tokio::pin!(settle);
+        loop {
+            tokio::select! {
+                change = pod_changes.recv() => changed |= apply(&mut snapshot.pods, change)?,
+                change = deployment_changes.recv() => changed |= apply(&mut snapshot.deployments, change)?,
+                change = statefulset_changes.recv() => changed |= apply(&mut snapshot.statefulsets, change)?,
+                () = &mut settle => break,
+            }
+        }
+        let _ = changed;
+    }
+}
+
+/// Draws one frame of `--watch`. Returns false when stdout has gone away.
+fn draw(report: &HealthReport, style: &Style, terminal: bool) -> bool {
+    match style.format {
+        OutputFormat::Table | OutputFormat::Wide if terminal => {
+            let header = format!(
+                "Every change in namespace {} (context {}); Ctrl-C to stop\n\n",
+                report.namespace, report.context
+            );
+            render::emit(&format!("{CLEAR_SCREEN}{header}{}", report.text(style)))
+        }
+        OutputFormat::Table | OutputFormat::Wide => {
+            render::emit(&format!("{}\n", report.text(style)))
+        }
+        OutputFormat::Json => render::emit(&format!(
+            "{}\n",
+            serde_json::to_string(report).expect("reports serialize")
+        )),
+        OutputFormat::Yaml => render::emit(&format!("---\n{}", render::yaml(report))),
+    }
+}
+
+fn apply<K: kube::Resource>(
+    objects: &mut BTreeMap<String, K>,
+    change: Option<Result<WatchChange<K>, KubeError>>,
+) -> Result<bool, KubeError> {
+    match change {
+        None => Ok(false),
+        Some(Err(e)) => Err(e),
+        Some(Ok(WatchChange::Applied(obj))) => {
+            objects.insert(obj.meta().name.clone().unwrap_or_default(), obj);
+            Ok(true)
+        }
+        Some(Ok(WatchChange::Deleted(obj))) => {
+            objects.remove(obj.meta().name.as_deref().unwrap_or_default());
+            Ok(true)
+        }
+        Some(Ok(WatchChange::Relisted(all))) => {
+            objects.clear();
+            objects.extend(
+                all.into_iter()
+                    .map(|o| (o.meta().name.clone().unwrap_or_default(), o)),
+            );
+            Ok(true)
+        }
+    }
+}
+
+/// Builds the report, reading the previous logs of crashed containers it has not read yet.
+async fn report(cluster: &Cluster, snapshot: &Snapshot, logs: &mut LogCache) -> HealthReport {
+    let now = Timestamp::now();
+    let pods: Vec<PodView> = snapshot.pods.values().map(PodView::from_pod).collect();
+    let workloads: Vec<WorkloadView> = snapshot
+        .deployments
+        .values()
+        .map(WorkloadView::from_deployment)
+        .chain(
+            snapshot
+                .statefulsets
+                .values()
+                .map(WorkloadView::from_statefulset),
+        )
+        .collect();
+
+    let wanted: Vec<(String, String, i32)> = pods
+        .iter()
+        .filter(|p| !p.terminating)
+        .flat_map(|p| {
+            p.containers
+                .iter()
+                .filter(|c| c.worth_diagnosing(now))
+                .map(|c| (p.name.clone(), c.name.clone(), c.restarts))
+        })
+        .filter(|key| !logs.0.contains_key(key))
+        .collect();
+    let read: Vec<_> = futures::stream::iter(wanted)
+        .map(|(pod, container, restarts)| async move {
+            let diagnosis = match cluster
+                .previous_log(&pod, &container, LOG_TAIL_LINES, LOG_LIMIT_BYTES)
+                .await
+            {
+                Ok(log) => diagnose(&log),
+                Err(e) => {
+                    tracing::info!(%pod, %container, error = %e, "previous log not available");
+                    None
+                }
+            };
+            ((pod, container, restarts), diagnosis)
+        })
+        .buffer_unordered(LOG_CONCURRENCY)
+        .collect()
+        .await;
+    logs.0.extend(read);
+
+    let diagnoses: Diagnoses = pods
+        .iter()
+        .flat_map(|p| {
+            p.containers
+                .iter()
+                .map(move |c| (p.name.clone(), c.name.clone(), c.restarts))
+        })
+        .filter_map(|key| logs.0.get(&key).map(|d| ((key.0, key.1), d.clone())))
+        .collect();
+    HealthReport::build(
+        cluster.context.clone(),
+        cluster.namespace.clone(),
+        pods,
+        workloads,
+        &diagnoses,
+        now,
+    )
+}
+
+fn still_wrong(report: &HealthReport) -> String {
+    if report.findings.is_empty() {
+        return "pods not ready".into();
+    }
+    report
+        .findings
+        .iter()
+        .map(|f| format!("{} ({})", f.object, f.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(max).collect::<String>())
+    }
+}
+
+fn humantime(d: Duration) -> String {
+    crate::model::time::human_duration(d.as_secs() as i64)
+}

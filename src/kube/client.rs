@@ -1,0 +1,335 @@
+//! A connected cluster: lists that read every page, watches that resume, previous container logs.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::{Api, ListParams, LogParams, WatchEvent, WatchParams};
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+use super::KubeError;
+use super::config::{load_kubeconfig, resolve_context};
+use crate::settings::ClusterSettings;
+
+/// Items per page when listing; large lists are read page by page with `continue`.
+const PAGE_SIZE: u32 = 500;
+/// A watch request asks the server to end it after this long; it is then resumed.
+const WATCH_SECONDS: u32 = 290;
+
+/// A change seen by a watch.
+#[derive(Debug)]
+pub enum WatchChange<K> {
+    Applied(K),
+    Deleted(K),
+    /// The watch could not resume (its resourceVersion expired): here is the whole list again.
+    Relisted(Vec<K>),
+}
+
+#[derive(Clone)]
+pub struct Cluster {
+    client: kube::Client,
+    pub context: String,
+    pub namespace: String,
+    pub server: String,
+    timeout: Option<Duration>,
+}
+
+impl Cluster {
+    /// Reads the kubeconfig, resolves context and namespace, and builds a client (no request is sent).
+    pub async fn connect(settings: &ClusterSettings) -> Result<Cluster, KubeError> {
+        let (kubeconfig, files) = load_kubeconfig(&settings.kubeconfig)?;
+        let resolved = resolve_context(kubeconfig, files, settings)?;
+        let mut config = resolved.client_config().await?;
+        if let Some(timeout) = settings.request_timeout {
+            config.connect_timeout = Some(timeout);
+        }
+        let server = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_string();
+        tracing::info!(context = %resolved.context, namespace = %resolved.namespace, %server, "using cluster");
+        let client = kube::Client::try_from(config).map_err(|e| KubeError::Client {
+            context: resolved.context.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Cluster {
+            client,
+            context: resolved.context,
+            namespace: resolved.namespace,
+            server,
+            timeout: settings.request_timeout,
+        })
+    }
+
+    fn action(&self, verb: &str, resource: &str) -> String {
+        format!("{verb} {resource} in namespace {:?}", self.namespace)
+    }
+
+    async fn call<T>(
+        &self,
+        action: impl Fn() -> String,
+        request: impl Future<Output = kube::Result<T>>,
+    ) -> Result<T, KubeError> {
+        let result = match self.timeout {
+            Some(after) => match tokio::time::timeout(after, request).await {
+                Ok(result) => result,
+                Err(_) => {
+                    return Err(KubeError::Timeout {
+                        context: self.context.clone(),
+                        action: action(),
+                        after,
+                    });
+                }
+            },
+            None => request.await,
+        };
+        result.map_err(|e| self.error(e, action()))
+    }
+
+    fn error(&self, error: kube::Error, action: String) -> KubeError {
+        let context = self.context.clone();
+        match error {
+            kube::Error::Api(status) => match status.code {
+                401 => KubeError::Unauthorized { context, action },
+                403 => KubeError::Forbidden {
+                    context,
+                    action,
+                    message: status.message.clone(),
+                },
+                code => KubeError::Api {
+                    action,
+                    code,
+                    message: status.message.clone(),
+                },
+            },
+            kube::Error::HyperError(_) | kube::Error::Service(_) => {
+                let message = root_cause(&error);
+                if message.contains("deadline has elapsed")
+                    || message.to_lowercase().contains("timed out")
+                {
+                    KubeError::Timeout {
+                        context,
+                        action,
+                        after: self.timeout.unwrap_or_default(),
+                    }
+                } else {
+                    KubeError::Unreachable {
+                        server: self.server.clone(),
+                        context,
+                        message,
+                    }
+                }
+            }
+            other => KubeError::Other {
+                action,
+                message: root_cause(&other),
+            },
+        }
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Lists every object of a kind in the namespace, page by page, handing each page over as it
+    /// arrives so that a long list is never held twice. Returns the list's resourceVersion.
+    pub async fn list_pages<K>(
+        &self,
+        resource: &str,
+        selector: Option<&str>,
+        mut page: impl FnMut(Vec<K>),
+    ) -> Result<String, KubeError>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+        K::DynamicType: Default,
+    {
+        let api = self.api::<K>();
+        let mut params = ListParams::default().limit(PAGE_SIZE);
+        if let Some(selector) = selector {
+            params = params.labels(selector);
+        }
+        let mut version = None;
+        loop {
+            let list = self
+                .call(|| self.action("list", resource), api.list(&params))
+                .await?;
+            version.get_or_insert(list.metadata.resource_version.clone().unwrap_or_default());
+            page(list.items);
+            match list.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(version.unwrap_or_default()),
+            }
+        }
+    }
+
+    /// Every object of a kind in the namespace, with the list's resourceVersion.
+    pub async fn list_all<K>(
+        &self,
+        resource: &str,
+        selector: Option<&str>,
+    ) -> Result<(Vec<K>, String), KubeError>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+        K::DynamicType: Default,
+    {
+        let mut items = Vec::new();
+        let version = self
+            .list_pages(resource, selector, |page| items.extend(page))
+            .await?;
+        Ok((items, version))
+    }
+
+    /// The log of a container's previous run, bounded to its last lines.
+    pub async fn previous_log(
+        &self,
+        pod: &str,
+        container: &str,
+        tail_lines: i64,
+        limit_bytes: i64,
+    ) -> Result<String, KubeError> {
+        let api = self.api::<k8s_openapi::api::core::v1::Pod>();
+        let params = LogParams {
+            container: Some(container.to_string()),
+            previous: true,
+            tail_lines: Some(tail_lines),
+            limit_bytes: Some(limit_bytes),
+            ..LogParams::default()
+        };
+        self.call(
+            || {
+                format!(
+                    "get the previous log of pod {pod:?} container {container:?} in namespace {:?}",
+                    self.namespace
+                )
+            },
+            api.logs(pod, &params),
+        )
+        .await
+    }
+
+    /// Watches a kind from `version` on, resuming when the server ends the watch and re-listing when
+    /// the version has expired. Changes arrive on the returned channel until it is dropped; an error
+    /// ends it.
+    pub fn watch<K>(
+        &self,
+        resource: &'static str,
+        selector: Option<String>,
+        version: String,
+    ) -> mpsc::Receiver<Result<WatchChange<K>, KubeError>>
+    where
+        K: Resource<Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + 'static,
+        K::DynamicType: Default,
+    {
+        let (sender, receiver) = mpsc::channel(256);
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = cluster
+                .watch_loop::<K>(resource, selector, version, &sender)
+                .await
+            {
+                let _ = sender.send(Err(e)).await;
+            }
+        });
+        receiver
+    }
+
+    async fn watch_loop<K>(
+        &self,
+        resource: &'static str,
+        selector: Option<String>,
+        mut version: String,
+        sender: &mpsc::Sender<Result<WatchChange<K>, KubeError>>,
+    ) -> Result<(), KubeError>
+    where
+        K: Resource<Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + 'static,
+        K::DynamicType: Default,
+    {
+        let api = self.api::<K>();
+        let mut params = WatchParams {
+            bookmarks: true,
+            ..WatchParams::default()
+        }
+        .timeout(WATCH_SECONDS);
+        if let Some(selector) = &selector {
+            params = params.labels(selector);
+        }
+        loop {
+            let stream = self
+                .call(
+                    || self.action("watch", resource),
+                    api.watch(&params, &version),
+                )
+                .await?;
+            let mut stream = stream.boxed();
+            let mut expired = false;
+            while let Some(event) = stream
+                .try_next()
+                .await
+                .map_err(|e| self.error(e, self.action("watch", resource)))?
+            {
+                let change = match event {
+                    WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
+                        version = obj.resource_version().unwrap_or(version);
+                        WatchChange::Applied(obj)
+                    }
+                    WatchEvent::Deleted(obj) => {
+                        version = obj.resource_version().unwrap_or(version);
+                        WatchChange::Deleted(obj)
+                    }
+                    WatchEvent::Bookmark(bookmark) => {
+                        version = bookmark.metadata.resource_version;
+                        continue;
+                    }
+                    WatchEvent::Error(status) if status.code == 410 => {
+                        expired = true;
+                        break;
+                    }
+                    WatchEvent::Error(status) => {
+                        return Err(
+                            self.error(kube::Error::Api(status), self.action("watch", resource))
+                        );
+                    }
+                };
+                if sender.send(Ok(change)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            if expired {
+                let (items, fresh) = self.list_all::<K>(resource, selector.as_deref()).await?;
+                version = fresh;
+                if sender.send(Ok(WatchChange::Relisted(items))).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// The innermost message of an error chain: "Connection refused (os error 111)" rather than
+/// "ServiceError: client error (Connect)".
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
+}

@@ -1,0 +1,520 @@
+//! Health of a Backstage namespace: rollouts, pods and the findings drawn from them.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use serde::Serialize;
+
+use super::diagnosis::StartupFailure;
+use super::pod::PodView;
+use super::text::image_tag;
+use super::time::age;
+
+/// A Deployment or StatefulSet and how far its rollout has come.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadView {
+    pub kind: String,
+    pub name: String,
+    pub desired: i32,
+    pub updated: i32,
+    pub ready: i32,
+    pub available: i32,
+    pub rollout_complete: bool,
+    /// Why the rollout is not complete, as `kubectl rollout status` would say it.
+    pub rollout_message: Option<String>,
+    /// Set when the Deployment's progress deadline was exceeded.
+    pub progress_deadline_exceeded: bool,
+    pub image: String,
+    pub image_tag: String,
+}
+
+impl WorkloadView {
+    pub fn from_deployment(d: &Deployment) -> WorkloadView {
+        let spec = d.spec.clone().unwrap_or_default();
+        let status = d.status.clone().unwrap_or_default();
+        let desired = spec.replicas.unwrap_or(1);
+        let updated = status.updated_replicas.unwrap_or(0);
+        let replicas = status.replicas.unwrap_or(0);
+        let available = status.available_replicas.unwrap_or(0);
+        let generation = d.metadata.generation.unwrap_or(0);
+        let observed = status.observed_generation.unwrap_or(0);
+        let progress_deadline_exceeded = status.conditions.as_ref().is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+            })
+        });
+        // The same checks, in the same order, as `kubectl rollout status deployment`.
+        let rollout_message = if observed < generation {
+            Some("waiting for the rollout to be observed by the controller".to_string())
+        } else if progress_deadline_exceeded {
+            Some("the rollout exceeded its progress deadline".to_string())
+        } else if updated < desired {
+            Some(format!(
+                "{updated} of {desired} new replicas have been updated"
+            ))
+        } else if replicas > updated {
+            Some(format!(
+                "{} old replicas are pending termination",
+                replicas - updated
+            ))
+        } else if available < updated {
+            Some(format!(
+                "{available} of {updated} updated replicas are available"
+            ))
+        } else {
+            None
+        };
+        let image = spec
+            .template
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default();
+        WorkloadView {
+            kind: "Deployment".into(),
+            name: d.metadata.name.clone().unwrap_or_default(),
+            desired,
+            updated,
+            ready: status.ready_replicas.unwrap_or(0),
+            available,
+            rollout_complete: rollout_message.is_none(),
+            rollout_message,
+            progress_deadline_exceeded,
+            image_tag: image_tag(&image).to_string(),
+            image,
+        }
+    }
+
+    pub fn from_statefulset(s: &StatefulSet) -> WorkloadView {
+        let spec = s.spec.clone().unwrap_or_default();
+        let status = s.status.clone().unwrap_or_default();
+        let desired = spec.replicas.unwrap_or(1);
+        let updated = status.updated_replicas.unwrap_or(0);
+        let ready = status.ready_replicas.unwrap_or(0);
+        let generation = s.metadata.generation.unwrap_or(0);
+        let observed = status.observed_generation.unwrap_or(0);
+        let rolling = spec
+            .update_strategy
+            .as_ref()
+            .and_then(|u| u.type_.as_deref())
+            .unwrap_or("RollingUpdate")
+            == "RollingUpdate";
+        // `kubectl rollout status statefulset`: observed, ready, then (for RollingUpdate) revisions.
+        let rollout_message = if observed < generation {
+            Some("waiting for the statefulset spec update to be observed".to_string())
+        } else if ready < desired {
+            Some(format!("{ready} of {desired} pods are ready"))
+        } else if rolling
+            && status.update_revision.is_some()
+            && status.update_revision != status.current_revision
+        {
+            Some(format!(
+                "{updated} of {desired} pods are on the new revision"
+            ))
+        } else {
+            None
+        };
+        let image = spec
+            .template
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default();
+        WorkloadView {
+            kind: "StatefulSet".into(),
+            name: s.metadata.name.clone().unwrap_or_default(),
+            desired,
+            updated,
+            ready,
+            available: status.available_replicas.unwrap_or(ready),
+            rollout_complete: rollout_message.is_none(),
+            rollout_message,
+            progress_deadline_exceeded: false,
+            image_tag: image_tag(&image).to_string(),
+            image,
+        }
+    }
+
+    pub fn object(&self) -> String {
+        format!("{}/{}", self.kind.to_lowercase(), self.name)
+    }
+}
+
+/// How bad a finding is. Ordered: errors first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// Something an operator should know, about one object, with what to do.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    pub severity: Severity,
+    /// `pod/NAME`, `deployment/NAME`, …
+    pub object: String,
+    pub message: String,
+    pub hint: Option<String>,
+    /// The known start-up failure recognised in the container's previous log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<StartupFailure>,
+}
+
+/// The previous logs that were read, by (pod, container), already diagnosed.
+pub type Diagnoses = BTreeMap<(String, String), Option<StartupFailure>>;
+
+/// Restarts within this window are worth a warning even when the pod is up again.
+const RECENT_RESTART_SECONDS: i64 = 3600;
+
+/// Every finding for the namespace, most severe first.
+pub fn findings(
+    pods: &[PodView],
+    workloads: &[WorkloadView],
+    diagnoses: &Diagnoses,
+    now: Timestamp,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for w in workloads {
+        out.extend(check_workload(w));
+    }
+    for p in pods {
+        out.extend(check_pod(p, diagnoses, now));
+    }
+    out.sort_by(|a, b| a.severity.cmp(&b.severity));
+    out
+}
+
+fn check_workload(w: &WorkloadView) -> Option<Finding> {
+    let message = w.rollout_message.clone()?;
+    let (severity, hint) = if w.progress_deadline_exceeded {
+        (
+            Severity::Error,
+            format!(
+                "the new pods are not becoming ready; see the pod findings and `kubectl backstage events --for {}`",
+                w.object()
+            ),
+        )
+    } else if w.available < w.desired {
+        (
+            Severity::Error,
+            format!(
+                "fewer replicas are serving than desired; see `kubectl backstage events --for {}`",
+                w.object()
+            ),
+        )
+    } else {
+        (
+            Severity::Warning,
+            "wait with `kubectl backstage health --wait`".to_string(),
+        )
+    };
+    Some(Finding {
+        severity,
+        object: w.object(),
+        message: format!("rollout not complete: {message} (image {})", w.image_tag),
+        hint: Some(hint),
+        diagnosis: None,
+    })
+}
+
+fn check_pod(p: &PodView, diagnoses: &Diagnoses, now: Timestamp) -> Vec<Finding> {
+    let object = format!("pod/{}", p.name);
+    let events_hint = format!("see `kubectl backstage events --for {object}`");
+    if p.terminating || p.phase == "Succeeded" {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut explained = false;
+    for c in &p.containers {
+        let diagnosis = diagnoses
+            .get(&(p.name.clone(), c.name.clone()))
+            .cloned()
+            .flatten();
+        let last_restart = c
+            .last_finished_at
+            .map(|t| format!(", last {} ago", age(t, now)))
+            .unwrap_or_default();
+        match c.reason.as_deref() {
+            Some("CrashLoopBackOff") | Some("Error") | Some("RunContainerError") => {
+                let mut message = format!(
+                    "container {} is in {} ({} restarts{last_restart})",
+                    c.name,
+                    c.reason.as_deref().unwrap_or_default(),
+                    c.restarts
+                );
+                let hint = match &diagnosis {
+                    Some(d) => {
+                        message.push_str(&format!(": {}", d.summary()));
+                        d.hint(&p.name, &c.name)
+                    }
+                    None => format!(
+                        "read why it crashed: `kubectl logs {} -c {} --previous`",
+                        p.name, c.name
+                    ),
+                };
+                out.push(Finding {
+                    severity: Severity::Error,
+                    object: object.clone(),
+                    message,
+                    hint: Some(hint),
+                    diagnosis: diagnosis.clone(),
+                });
+                explained = true;
+            }
+            Some(
+                reason @ ("ImagePullBackOff" | "ErrImagePull" | "InvalidImageName"
+                | "ErrImageNeverPull"),
+            ) => {
+                out.push(Finding {
+                    severity: Severity::Error,
+                    object: object.clone(),
+                    message: format!("container {} cannot pull image {} ({reason})", c.name, c.image),
+                    hint: Some(format!(
+                        "check that the tag exists in the registry (pull-request images are often cleaned up) and that the pull secret works; {events_hint}"
+                    )),
+                    diagnosis: None,
+                });
+                explained = true;
+            }
+            Some(reason @ ("CreateContainerConfigError" | "CreateContainerError")) => {
+                out.push(Finding {
+                    severity: Severity::Error,
+                    object: object.clone(),
+                    message: format!(
+                        "container {} cannot be created ({reason}): {}",
+                        c.name,
+                        c.message.clone().unwrap_or_default()
+                    ),
+                    hint: Some(
+                        "a Secret or ConfigMap the pod refers to is probably missing".into(),
+                    ),
+                    diagnosis: None,
+                });
+                explained = true;
+            }
+            _ => {}
+        }
+        if !explained && c.has_previous_run() {
+            let recent = c
+                .last_finished_at
+                .is_some_and(|t| now.as_second() - t.as_second() < RECENT_RESTART_SECONDS);
+            let oom = c.last_termination_reason.as_deref() == Some("OOMKilled");
+            if oom {
+                let limit = c
+                    .memory_limit
+                    .as_ref()
+                    .map(|l| format!(" (limit {l})"))
+                    .unwrap_or_default();
+                out.push(Finding {
+                    severity: Severity::Warning,
+                    object: object.clone(),
+                    message: format!("container {} was OOMKilled{limit} ({} restarts{last_restart})", c.name, c.restarts),
+                    hint: Some("raise the container's memory limit, or NODE_OPTIONS=--max-old-space-size below it".into()),
+                    diagnosis: None,
+                });
+            } else if recent {
+                let (message_tail, hint) = match &diagnosis {
+                    Some(d) => (format!(": {}", d.summary()), d.hint(&p.name, &c.name)),
+                    None => (
+                        String::new(),
+                        format!(
+                            "read why: `kubectl logs {} -c {} --previous`",
+                            p.name, c.name
+                        ),
+                    ),
+                };
+                out.push(Finding {
+                    severity: Severity::Warning,
+                    object: object.clone(),
+                    message: format!(
+                        "container {} restarted ({} restarts{last_restart}){message_tail}",
+                        c.name, c.restarts
+                    ),
+                    hint: Some(hint),
+                    diagnosis,
+                });
+            }
+        }
+    }
+    if !explained && !p.is_ready() {
+        let message = if p.phase == "Pending" {
+            format!("pod is {} and not scheduled or started yet", p.status)
+        } else {
+            format!("pod is {} but not ready ({})", p.status, p.ready)
+        };
+        out.push(Finding {
+            severity: Severity::Warning,
+            object,
+            message,
+            hint: Some(events_hint),
+            diagnosis: None,
+        });
+    }
+    out
+}
+
+/// The whole picture that `health` prints.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthReport {
+    pub kind: &'static str,
+    pub context: String,
+    pub namespace: String,
+    pub healthy: bool,
+    /// Every rollout complete and every pod ready (what `--wait` waits for).
+    pub rolled_out: bool,
+    pub workloads: Vec<WorkloadView>,
+    pub pods: Vec<PodView>,
+    pub findings: Vec<Finding>,
+    #[serde(skip)]
+    pub now: Timestamp,
+}
+
+impl HealthReport {
+    pub fn build(
+        context: String,
+        namespace: String,
+        mut pods: Vec<PodView>,
+        mut workloads: Vec<WorkloadView>,
+        diagnoses: &Diagnoses,
+        now: Timestamp,
+    ) -> HealthReport {
+        pods.sort_by(|a, b| a.name.cmp(&b.name));
+        workloads.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
+        let findings = findings(&pods, &workloads, diagnoses, now);
+        let rolled_out = workloads.iter().all(|w| w.rollout_complete)
+            && pods
+                .iter()
+                .filter(|p| !p.terminating)
+                .all(PodView::is_ready);
+        let healthy = findings.iter().all(|f| f.severity == Severity::Info);
+        HealthReport {
+            kind: "HealthReport",
+            context,
+            namespace,
+            healthy,
+            rolled_out,
+            workloads,
+            pods,
+            findings,
+            now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Pod;
+
+    fn now() -> Timestamp {
+        "2026-11-22T12:00:00Z".parse().unwrap()
+    }
+
+    fn deployment(yaml: &str) -> WorkloadView {
+        WorkloadView::from_deployment(&serde_yaml::from_str(yaml).unwrap())
+    }
+
+    #[test]
+    fn deployment_rollout_states() {
+        let rolling = deployment(
+            "metadata: {name: backstage, generation: 7}\nspec: {replicas: 2, selector: {}, template: {spec: {containers: [{name: b, image: 'r/b:prod-new'}]}}}\nstatus: {observedGeneration: 7, replicas: 3, updatedReplicas: 1, readyReplicas: 2, availableReplicas: 2}\n",
+        );
+        assert!(!rolling.rollout_complete);
+        assert_eq!(
+            rolling.rollout_message.as_deref(),
+            Some("1 of 2 new replicas have been updated")
+        );
+        assert_eq!(rolling.image_tag, "prod-new");
+
+        let done = deployment(
+            "metadata: {name: b, generation: 2}\nspec: {replicas: 2, selector: {}, template: {}}\nstatus: {observedGeneration: 2, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2}\n",
+        );
+        assert!(done.rollout_complete);
+        let stale = deployment(
+            "metadata: {name: b, generation: 3}\nspec: {replicas: 2, selector: {}, template: {}}\nstatus: {observedGeneration: 2, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2}\n",
+        );
+        assert!(!stale.rollout_complete);
+        let deadline = deployment(
+            "metadata: {name: b, generation: 2}\nspec: {replicas: 1, selector: {}, template: {}}\nstatus: {observedGeneration: 2, replicas: 2, updatedReplicas: 1, availableReplicas: 1, conditions: [{type: Progressing, status: 'False', reason: ProgressDeadlineExceeded}]}\n",
+        );
+        let f = check_workload(&deadline).unwrap();
+        assert_eq!(f.severity, Severity::Error);
+        assert_eq!(
+            f.message,
+            "rollout not complete: the rollout exceeded its progress deadline (image latest)"
+        );
+    }
+
+    #[test]
+    fn crash_loop_with_diagnosis_is_an_error_with_the_db_hint_and_sorted_first() {
+        let crashing: Pod = serde_yaml::from_str(r#"
+metadata: {name: backstage-new}
+spec: {containers: [{name: backstage, image: 'r/b:prod-new'}]}
+status: {phase: Running, containerStatuses: [{name: backstage, image: 'r/b:prod-new', imageID: "", ready: false, restartCount: 5,
+  state: {waiting: {reason: CrashLoopBackOff}}, lastState: {terminated: {exitCode: 1, reason: Error, finishedAt: "2026-11-22T11:59:00Z"}}}]}
+"#).unwrap();
+        let pending: Pod = serde_yaml::from_str("metadata: {name: backstage-pending}\nspec: {containers: [{name: b}]}\nstatus: {phase: Pending}\n").unwrap();
+        let pods = vec![PodView::from_pod(&pending), PodView::from_pod(&crashing)];
+        let mut diagnoses = Diagnoses::new();
+        diagnoses.insert(
+            ("backstage-new".into(), "backstage".into()),
+            Some(StartupFailure::CorruptMigrationDirectory {
+                plugin: Some("catalog".into()),
+                missing_files: vec!["2_b.js".into()],
+            }),
+        );
+        let found = findings(&pods, &[], &diagnoses, now());
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].severity, Severity::Error);
+        assert_eq!(found[0].object, "pod/backstage-new");
+        assert_eq!(
+            found[0].message,
+            "container backstage is in CrashLoopBackOff (5 restarts, last 60s ago): the migration directory of plugin catalog is corrupt: the database has migrations this image lacks (2_b.js)"
+        );
+        assert!(
+            found[0]
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("kubectl backstage db rollback --plugin catalog")
+        );
+        assert_eq!(found[1].severity, Severity::Warning);
+        assert_eq!(
+            found[1].message,
+            "pod is Pending and not scheduled or started yet"
+        );
+    }
+
+    #[test]
+    fn healthy_namespace_has_no_findings() {
+        let ok: Pod = serde_yaml::from_str("metadata: {name: a}\nspec: {containers: [{name: b}]}\nstatus: {phase: Running, containerStatuses: [{name: b, image: i, imageID: '', ready: true, restartCount: 0, state: {running: {}}}]}\n").unwrap();
+        let report = HealthReport::build(
+            "c".into(),
+            "ns".into(),
+            vec![PodView::from_pod(&ok)],
+            vec![],
+            &Diagnoses::new(),
+            now(),
+        );
+        assert!(report.healthy && report.rolled_out);
+        assert!(report.findings.is_empty());
+    }
+}

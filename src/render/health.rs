@@ -1,0 +1,133 @@
+//! The table form of `health`.
+
+use super::{Color, Report, Style, cell};
+use crate::model::health::{HealthReport, Severity};
+use crate::model::time::age;
+
+impl Report for HealthReport {
+    fn text(&self, style: &Style) -> String {
+        let mut out = String::new();
+        if !self.workloads.is_empty() {
+            let mut header = vec![
+                "WORKLOAD",
+                "DESIRED",
+                "UPDATED",
+                "READY",
+                "AVAILABLE",
+                "ROLLOUT",
+                "IMAGE",
+            ];
+            if style.wide() {
+                header.push("STATUS");
+            }
+            let mut table = style.table(&header);
+            for w in &self.workloads {
+                let rollout = if w.rollout_complete {
+                    style.paint("complete", Color::Green)
+                } else {
+                    style.paint("in progress", Color::Yellow)
+                };
+                let mut row = vec![
+                    cell(&w.object()),
+                    w.desired.to_string(),
+                    w.updated.to_string(),
+                    w.ready.to_string(),
+                    w.available.to_string(),
+                    rollout,
+                    cell(if style.wide() { &w.image } else { &w.image_tag }),
+                ];
+                if style.wide() {
+                    row.push(cell(w.rollout_message.as_deref().unwrap_or("")));
+                }
+                table.add_row(row);
+            }
+            out.push_str(&table.to_string());
+            out.push_str("\n\n");
+        }
+        if self.pods.is_empty() {
+            out.push_str(&format!("No pods found in namespace {}.\n", self.namespace));
+        } else {
+            let mut header = vec!["POD", "READY", "STATUS", "RESTARTS", "AGE", "IMAGE"];
+            if style.wide() {
+                header.extend(["NODE", "IP"]);
+            }
+            let mut table = style.table(&header);
+            for p in &self.pods {
+                let status = match p.status.as_str() {
+                    "Running" | "Completed" | "Succeeded" if p.is_ready() => {
+                        style.paint(&p.status, Color::Green)
+                    }
+                    "Running" | "Completed" | "Succeeded" | "Pending" | "ContainerCreating"
+                    | "Terminating" => cell(&p.status),
+                    other => style.paint(&cell(other), Color::Red),
+                };
+                let restarts = match p.last_restart_at {
+                    Some(t) if p.restarts > 0 => {
+                        format!("{} ({} ago)", p.restarts, age(t, self.now))
+                    }
+                    _ => p.restarts.to_string(),
+                };
+                let mut row = vec![
+                    cell(&p.name),
+                    p.ready.clone(),
+                    status,
+                    restarts,
+                    p.created_at
+                        .map(|t| age(t, self.now))
+                        .unwrap_or_else(|| "<unknown>".into()),
+                    cell(if style.wide() { &p.image } else { &p.image_tag }),
+                ];
+                if style.wide() {
+                    row.push(cell(p.node.as_deref().unwrap_or("<none>")));
+                    row.push(cell(p.ip.as_deref().unwrap_or("<none>")));
+                }
+                table.add_row(row);
+            }
+            out.push_str(&table.to_string());
+            out.push('\n');
+        }
+        out.push('\n');
+        if self.findings.is_empty() {
+            let verdict = if self.pods.is_empty() && self.workloads.is_empty() {
+                "Nothing to check.".to_string()
+            } else {
+                style.paint(
+                    "Healthy: every rollout is complete and every pod is ready.",
+                    Color::Green,
+                )
+            };
+            out.push_str(&verdict);
+            out.push('\n');
+            return out;
+        }
+        out.push_str(&style.paint("FINDINGS", Color::Bold));
+        out.push('\n');
+        let width = self
+            .findings
+            .iter()
+            .map(|f| f.severity.as_str().len())
+            .max()
+            .unwrap_or(0);
+        for f in &self.findings {
+            let label = format!("{:<width$}", f.severity.as_str());
+            let label = match f.severity {
+                Severity::Error => style.paint(&label, Color::Red),
+                Severity::Warning => style.paint(&label, Color::Yellow),
+                Severity::Info => label,
+            };
+            out.push_str(&format!(
+                "{label}  {}  {}\n",
+                cell(&f.object),
+                cell(&f.message)
+            ));
+            if let Some(hint) = &f.hint {
+                out.push_str(&format!(
+                    "{:width$}  {}\n",
+                    "",
+                    style.paint(&format!("hint: {}", cell(hint)), Color::Dim)
+                ));
+            }
+        }
+        out
+    }
+}
