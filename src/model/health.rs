@@ -197,7 +197,7 @@ pub fn findings(
     for p in pods {
         out.extend(check_pod(p, diagnoses, now));
     }
-    out.sort_by(|a, b| a.severity.cmp(&b.severity));
+    out.sort_by_key(|f| f.severity);
     out
 }
 

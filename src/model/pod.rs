@@ -215,10 +215,9 @@ fn note_last_restart(c: &ContainerStatus, last: &mut Option<Timestamp>) {
         .as_ref()
         .and_then(|s| s.terminated.as_ref())
         .and_then(|t| t.finished_at.as_ref())
+        && last.is_none_or(|l| finished.0 > l)
     {
-        if last.is_none_or(|l| finished.0 > l) {
-            *last = Some(finished.0);
-        }
+        *last = Some(finished.0);
     }
 }
 
