@@ -62,7 +62,7 @@ impl Report for EnvironmentList {
                 ),
             ]);
         }
-        format!("{table}\n")
+        render::table_text(&table)
     }
 }
 

@@ -254,10 +254,10 @@ fn check_pod(p: &PodView, diagnoses: &Diagnoses, now: Timestamp) -> Vec<Finding>
         match c.reason.as_deref() {
             Some("CrashLoopBackOff") | Some("Error") | Some("RunContainerError") => {
                 let mut message = format!(
-                    "container {} is in {} ({} restarts{last_restart})",
+                    "container {} is in {} ({}{last_restart})",
                     c.name,
                     c.reason.as_deref().unwrap_or_default(),
-                    c.restarts
+                    restarts(c.restarts)
                 );
                 let hint = match &diagnosis {
                     Some(d) => {
@@ -325,7 +325,7 @@ fn check_pod(p: &PodView, diagnoses: &Diagnoses, now: Timestamp) -> Vec<Finding>
                 out.push(Finding {
                     severity: Severity::Warning,
                     object: object.clone(),
-                    message: format!("container {} was OOMKilled{limit} ({} restarts{last_restart})", c.name, c.restarts),
+                    message: format!("container {} was OOMKilled{limit} ({}{last_restart})", c.name, restarts(c.restarts)),
                     hint: Some("raise the container's memory limit, or NODE_OPTIONS=--max-old-space-size below it".into()),
                     diagnosis: None,
                 });
@@ -344,8 +344,9 @@ fn check_pod(p: &PodView, diagnoses: &Diagnoses, now: Timestamp) -> Vec<Finding>
                     severity: Severity::Warning,
                     object: object.clone(),
                     message: format!(
-                        "container {} restarted ({} restarts{last_restart}){message_tail}",
-                        c.name, c.restarts
+                        "container {} restarted ({}{last_restart}){message_tail}",
+                        c.name,
+                        restarts(c.restarts)
                     ),
                     hint: Some(hint),
                     diagnosis,
@@ -368,6 +369,14 @@ fn check_pod(p: &PodView, diagnoses: &Diagnoses, now: Timestamp) -> Vec<Finding>
         });
     }
     out
+}
+
+fn restarts(count: i32) -> String {
+    if count == 1 {
+        "1 restart".to_string()
+    } else {
+        format!("{count} restarts")
+    }
 }
 
 /// The whole picture that `health` prints.

@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 
-use super::{Color, Style, cell};
+use super::{Color, Style, cell, table_text};
 use crate::model::events::EventRow;
 use crate::model::time::age;
 
@@ -49,9 +49,7 @@ pub fn event_rows_table(rows: &[EventRow], style: &Style, now: Timestamp) -> Str
     for row in rows {
         table.add_row(row_cells(row, style, now));
     }
-    let mut text = table.to_string();
-    text.push('\n');
-    text
+    table_text(&table)
 }
 
 /// Prints rows one at a time with fixed columns, for `events --watch`.

@@ -1,6 +1,6 @@
 //! The table form of `health`.
 
-use super::{Color, Report, Style, cell};
+use super::{Color, Report, Style, cell, table_text};
 use crate::model::health::{HealthReport, Severity};
 use crate::model::time::age;
 
@@ -41,8 +41,8 @@ impl Report for HealthReport {
                 }
                 table.add_row(row);
             }
-            out.push_str(&table.to_string());
-            out.push_str("\n\n");
+            out.push_str(&table_text(&table));
+            out.push('\n');
         }
         if self.pods.is_empty() {
             out.push_str(&format!("No pods found in namespace {}.\n", self.namespace));
@@ -83,8 +83,7 @@ impl Report for HealthReport {
                 }
                 table.add_row(row);
             }
-            out.push_str(&table.to_string());
-            out.push('\n');
+            out.push_str(&table_text(&table));
         }
         out.push('\n');
         if self.findings.is_empty() {

@@ -76,6 +76,16 @@ pub enum Color {
     Bold,
 }
 
+/// A table's lines without the padding comfy-table leaves after the last column.
+pub fn table_text(table: &Table) -> String {
+    let mut text = String::new();
+    for line in table.lines() {
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
 /// Cluster text made safe for a terminal.
 pub fn cell(text: &str) -> String {
     escape_control(text)

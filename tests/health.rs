@@ -1,0 +1,469 @@
+//! `health` against the fake API server holding a Backstage namespace mid-incident, and against kubectl.
+
+#[path = "support/rig.rs"]
+mod rig;
+
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+use rig::{Rig, json, run, stdout_of};
+use serde_json::{Value, json};
+
+const PODS: [&str; 7] = [
+    "backstage-6c9f8d7b54-k4m2x",
+    "backstage-6c9f8d7b54-q8zvn",
+    "backstage-7d9f6b5c8-x2x7p",
+    "backstage-postgresql-0",
+    "backstage-pr-1234-5b7c9d8f6d-wq9rt",
+    "backstage-worker-59c8d7f6b-mz5ql",
+    "backstage-worker-8f7b6c5d4-r7tjh",
+];
+
+fn health_json(rig: &Rig, args: &[&str]) -> (i32, Value) {
+    let (code, out, err) = run(rig.plugin().arg("health").args(args).args(["-o", "json"]));
+    assert!(code == 0 || code == 1, "exit {code}: {err}");
+    (code, json(&out))
+}
+
+#[test]
+fn incident_pods_workloads_and_findings() {
+    let rig = Rig::incident();
+    let (code, report) = health_json(&rig, &[]);
+    assert_eq!(code, 1, "an unhealthy namespace exits 1");
+    assert_eq!(report["kind"], "HealthReport");
+    assert_eq!(report["namespace"], "backstage");
+    assert_eq!(report["context"], "fake");
+    assert_eq!(report["healthy"], false);
+
+    let pods: Vec<(String, String, String, i64)> = report["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().into(),
+                p["ready"].as_str().unwrap().into(),
+                p["status"].as_str().unwrap().into(),
+                p["restarts"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String, String, i64)> = [
+        (PODS[0], "1/1", "Running", 0),
+        (PODS[1], "1/1", "Running", 1),
+        (PODS[2], "0/1", "CrashLoopBackOff", 5),
+        (PODS[3], "1/1", "Running", 0),
+        (PODS[4], "0/1", "ImagePullBackOff", 0),
+        (PODS[5], "1/1", "Running", 0),
+        (PODS[6], "0/1", "CrashLoopBackOff", 3),
+    ]
+    .iter()
+    .map(|(n, r, s, c)| (n.to_string(), r.to_string(), s.to_string(), *c))
+    .collect();
+    assert_eq!(pods, want);
+    assert_eq!(report["pods"][2]["imageTag"], "prod-5f3c2a1-20261122110000");
+    assert_eq!(report["pods"][0]["imageTag"], "prod-1a2b3c4-20261101090000");
+
+    let workloads: Vec<(String, String, i64, i64, i64, i64, bool)> = report["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["kind"].as_str().unwrap().into(),
+                w["name"].as_str().unwrap().into(),
+                w["desired"].as_i64().unwrap(),
+                w["updated"].as_i64().unwrap(),
+                w["ready"].as_i64().unwrap(),
+                w["available"].as_i64().unwrap(),
+                w["rolloutComplete"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        workloads,
+        vec![
+            ("Deployment".into(), "backstage".into(), 2, 1, 2, 2, false),
+            (
+                "Deployment".into(),
+                "backstage-pr-1234".into(),
+                1,
+                1,
+                0,
+                0,
+                false
+            ),
+            (
+                "Deployment".into(),
+                "backstage-worker".into(),
+                1,
+                1,
+                1,
+                1,
+                false
+            ),
+            (
+                "StatefulSet".into(),
+                "backstage-postgresql".into(),
+                1,
+                1,
+                1,
+                1,
+                true
+            ),
+        ]
+    );
+
+    let findings = report["findings"].as_array().unwrap();
+    let summary: Vec<(String, String)> = findings
+        .iter()
+        .map(|f| {
+            (
+                f["severity"].as_str().unwrap().into(),
+                f["object"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("error".into(), "deployment/backstage-pr-1234".into()),
+            ("error".into(), format!("pod/{}", PODS[2])),
+            ("error".into(), format!("pod/{}", PODS[4])),
+            ("error".into(), format!("pod/{}", PODS[6])),
+            ("warning".into(), "deployment/backstage".into()),
+            ("warning".into(), "deployment/backstage-worker".into()),
+            ("warning".into(), format!("pod/{}", PODS[1])),
+        ]
+    );
+    // The crash is diagnosed from the previous log: the corrupt migration directory of catalog.
+    let crash = &findings[1];
+    assert_eq!(
+        crash["diagnosis"],
+        json!({"kind": "corruptMigrationDirectory", "plugin": "catalog",
+               "missingFiles": ["20241003170511_alter_target_in_locations.js", "20250102120000_refresh_state_index.js"]})
+    );
+    assert!(
+        crash["hint"]
+            .as_str()
+            .unwrap()
+            .contains("kubectl backstage db rollback --plugin catalog"),
+        "{crash}"
+    );
+    assert!(
+        crash["hint"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("kubectl backstage db plan --to pod:{}", PODS[2]))
+    );
+    // The worker's previous log says the migration lock is held.
+    assert_eq!(
+        findings[3]["diagnosis"],
+        json!({"kind": "migrationLocked", "plugin": "scaffolder"})
+    );
+    assert!(
+        findings[3]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("kubectl backstage db unlock --plugin scaffolder")
+    );
+    assert!(findings[2]["message"].as_str().unwrap().contains("cannot pull image hmctspublic.azurecr.io/backstage/backstage:pr-1234-9e8d7c6 (ImagePullBackOff)"));
+    assert!(
+        findings[6]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("container backstage was OOMKilled")
+    );
+
+    // Previous logs were read only for the crashed containers, bounded.
+    let logs: Vec<_> = rig
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/log"))
+        .collect();
+    let mut log_pods: Vec<_> = logs
+        .iter()
+        .map(|r| r.path.split('/').nth(6).unwrap().to_string())
+        .collect();
+    log_pods.sort();
+    assert_eq!(log_pods, vec![PODS[2].to_string(), PODS[6].to_string()]);
+    for r in &logs {
+        assert_eq!(r.param("previous").as_deref(), Some("true"));
+        assert!(
+            r.param("limitBytes").is_some() && r.param("tailLines").is_some(),
+            "{r:?}"
+        );
+    }
+}
+
+#[test]
+fn table_and_wide_show_the_spec_columns() {
+    let rig = Rig::incident();
+    let (code, out, _) = run(rig.plugin().arg("health"));
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = out.lines().collect();
+    let header = |start: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(start))
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        header("WORKLOAD"),
+        "WORKLOAD DESIRED UPDATED READY AVAILABLE ROLLOUT IMAGE"
+    );
+    assert_eq!(header("POD"), "POD READY STATUS RESTARTS AGE IMAGE");
+    let crash = lines.iter().find(|l| l.starts_with(PODS[2])).unwrap();
+    let cols: Vec<&str> = crash.split_whitespace().collect();
+    assert_eq!(&cols[..4], &[PODS[2], "0/1", "CrashLoopBackOff", "5"]);
+    assert!(
+        cols[4].starts_with('(') && cols[5] == "ago)",
+        "restarts show how long ago: {crash}"
+    );
+    assert!(out.contains("FINDINGS\n"));
+    assert!(out.contains("the migration directory of plugin catalog is corrupt"));
+    assert!(
+        !out.contains('\u{1b}'),
+        "no colour when stdout is not a terminal"
+    );
+    assert!(
+        out.lines().all(|l| l == l.trim_end()),
+        "no trailing padding"
+    );
+
+    let (_, wide, _) = run(rig.plugin().args(["health", "-o", "wide"]));
+    let pod_header = wide
+        .lines()
+        .find(|l| l.starts_with("POD"))
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(pod_header, "POD READY STATUS RESTARTS AGE IMAGE NODE IP");
+    assert!(
+        wide.contains("hmctspublic.azurecr.io/backstage/backstage:pr-1234-9e8d7c6"),
+        "wide shows whole images"
+    );
+}
+
+#[test]
+fn yaml_is_the_same_document_as_json() {
+    let rig = Rig::incident();
+    let (_, j, _) = run(rig.plugin().args(["health", "-o", "json"]));
+    let (_, y, _) = run(rig.plugin().args(["health", "-o", "yaml"]));
+    let from_yaml: Value = serde_yaml::from_str(&y).unwrap();
+    assert_eq!(from_yaml, json(&j));
+}
+
+#[test]
+fn pods_match_kubectl_custom_columns() {
+    let rig = Rig::incident();
+    let Some(mut kubectl) = rig.kubectl() else {
+        return;
+    };
+    kubectl.args(["get", "pods", "--no-headers", "-o", "custom-columns=NAME:.metadata.name,RESTARTS:.status.containerStatuses[*].restartCount,READY:.status.containerStatuses[*].ready"]);
+    let theirs: Vec<(String, i64, usize)> = stdout_of(kubectl)
+        .lines()
+        .map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            let restarts = c[1].split(',').map(|n| n.parse::<i64>().unwrap()).sum();
+            let ready = c[2].split(',').filter(|r| *r == "true").count();
+            (c[0].to_string(), restarts, ready)
+        })
+        .collect();
+    let (_, report) = health_json(&rig, &[]);
+    let ours: Vec<(String, i64, usize)> = report["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().into(),
+                p["restarts"].as_i64().unwrap(),
+                p["readyContainers"].as_u64().unwrap() as usize,
+            )
+        })
+        .collect();
+    let mut theirs_sorted = theirs;
+    theirs_sorted.sort();
+    assert_eq!(ours, theirs_sorted);
+}
+
+#[test]
+fn selector_and_namespace_narrow_the_view_and_a_healthy_view_exits_0() {
+    let rig = Rig::incident();
+    let (code, report) = health_json(&rig, &["-l", "app.kubernetes.io/name=postgresql"]);
+    assert_eq!(code, 0);
+    assert_eq!(report["healthy"], true);
+    let names: Vec<&str> = report["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["backstage-postgresql-0"]);
+    assert_eq!(report["workloads"].as_array().unwrap().len(), 1);
+    let selectors: Vec<_> = rig
+        .server
+        .requests()
+        .iter()
+        .filter_map(|r| r.param("labelSelector"))
+        .collect();
+    assert_eq!(
+        selectors.len(),
+        3,
+        "pods, deployments and statefulsets are listed with the selector"
+    );
+
+    let (code, out, _) = run(rig.plugin().args(["health", "-n", "backstage-staging"]));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("backstage-5f6d7c8b9a-h2kxm"));
+    assert!(out.contains("Healthy: every rollout is complete and every pod is ready."));
+}
+
+#[test]
+fn wait_times_out_with_exit_1_and_says_what_is_wrong() {
+    let rig = Rig::incident();
+    let (code, out, err) = run(rig.plugin().args(["health", "--wait", "--timeout", "2s"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("timed out after 2s waiting for the rollout"),
+        "{err}"
+    );
+    assert!(err.contains("pod/backstage-7d9f6b5c8-x2x7p"), "{err}");
+    assert!(out.contains("FINDINGS"), "the report is printed: {out}");
+    assert!(
+        rig.server.requests().iter().any(|r| r.is_watch()),
+        "--wait watches"
+    );
+}
+
+fn staging_deployment_rolling(rig: &Rig, done: bool) {
+    let mut d = rig
+        .server
+        .get("Deployment", "backstage-staging", "backstage")
+        .unwrap();
+    d["metadata"]["generation"] = json!(5);
+    d["status"]["observedGeneration"] = json!(5);
+    d["status"]["updatedReplicas"] = json!(if done { 1 } else { 0 });
+    d["status"]["replicas"] = json!(1);
+    rig.server.apply(d);
+}
+
+#[test]
+fn wait_returns_0_once_the_rollout_completes() {
+    let rig = Rig::incident();
+    staging_deployment_rolling(&rig, false);
+    let (code, _, _) = run(rig.plugin().args(["health", "-n", "backstage-staging"]));
+    assert_eq!(code, 1, "rolling out is not yet healthy");
+
+    let mut child = rig
+        .plugin_process()
+        .args([
+            "health",
+            "-n",
+            "backstage-staging",
+            "--wait",
+            "--timeout",
+            "60s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    rig::kill_after(&child, Duration::from_secs(60));
+    // Let it list and start watching, then finish the rollout.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !rig
+        .server
+        .requests()
+        .iter()
+        .any(|r| r.is_watch() && r.path.ends_with("/deployments"))
+    {
+        assert!(Instant::now() < deadline, "no watch request");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still waiting while the rollout is incomplete"
+    );
+    staging_deployment_rolling(&rig, true);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Healthy"));
+}
+
+#[test]
+fn watch_redraws_when_a_pod_changes() {
+    let rig = Rig::incident();
+    let mut child = rig
+        .plugin_process()
+        .args(["health", "-n", "backstage-staging", "--watch", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    rig::kill_after(&child, Duration::from_secs(60));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = json(&lines.next().unwrap().unwrap());
+    assert_eq!(first["pods"][0]["status"], "Running");
+    let lists_before = rig
+        .server
+        .requests()
+        .iter()
+        .filter(|r| !r.is_watch() && r.method == "GET")
+        .count();
+
+    let mut pod = rig
+        .server
+        .get("Pod", "backstage-staging", "backstage-5f6d7c8b9a-h2kxm")
+        .unwrap();
+    pod["status"]["containerStatuses"][0]["ready"] = json!(false);
+    pod["status"]["containerStatuses"][0]["state"] =
+        json!({"waiting": {"reason": "CrashLoopBackOff"}});
+    rig.server.apply(pod);
+    let second = json(&lines.next().unwrap().unwrap());
+    assert_eq!(second["pods"][0]["status"], "CrashLoopBackOff");
+    assert_eq!(second["healthy"], false);
+    child.kill().unwrap();
+    let _ = child.wait();
+    let lists_after = rig
+        .server
+        .requests()
+        .iter()
+        .filter(|r| !r.is_watch() && r.method == "GET" && !r.path.ends_with("/log"))
+        .count();
+    assert_eq!(lists_before, lists_after, "a watch, not polling");
+}
+
+#[test]
+fn health_through_kubectl_plugin_lookup_prints_the_same_report() {
+    let rig = Rig::incident();
+    let Some(mut kubectl) = rig.kubectl() else {
+        return;
+    };
+    let bin_dir = assert_cmd::cargo::cargo_bin("kubectl-backstage")
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    kubectl.env("PATH", path).args([
+        "backstage",
+        "health",
+        "-o",
+        "json",
+        "-l",
+        "app.kubernetes.io/name=postgresql",
+    ]);
+    let via_kubectl = json(&stdout_of(kubectl));
+    let (_, direct) = health_json(&rig, &["-l", "app.kubernetes.io/name=postgresql"]);
+    assert_eq!(via_kubectl, direct);
+}

@@ -1,0 +1,129 @@
+//! A fake API server with a temporary HOME and kubeconfig, and ways to run the real binary and the real
+//! kubectl against it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use backstage_testkit::{FakeApiServer, Fixtures, ServerOptions};
+use serde_json::Value;
+
+pub const TOKEN: &str = "test-token-4f1c";
+
+pub struct Rig {
+    pub server: FakeApiServer,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+}
+
+impl Rig {
+    /// The incident fixtures over TLS, with a token required and a kubeconfig whose context `fake` has
+    /// namespace `backstage`.
+    pub fn incident() -> Rig {
+        Rig::start(ServerOptions {
+            tls: true,
+            token: Some(TOKEN.into()),
+            ..ServerOptions::new(Fixtures::incident())
+        })
+    }
+
+    pub fn start(opts: ServerOptions) -> Rig {
+        let server = FakeApiServer::start(opts).expect("fake API server starts");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        server
+            .write_kubeconfig(&kubeconfig, "fake", Some("backstage"), TOKEN)
+            .unwrap();
+        Rig {
+            server,
+            dir,
+            kubeconfig,
+        }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The plugin binary with a clean environment: only PATH, HOME and KUBECONFIG.
+    pub fn plugin(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("kubectl-backstage").unwrap();
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("KUBECONFIG", &self.kubeconfig);
+        cmd
+    }
+
+    /// The same as a std Command (for processes that run on while the test acts).
+    pub fn plugin_process(&self) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("kubectl-backstage"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("KUBECONFIG", &self.kubeconfig);
+        cmd
+    }
+
+    /// The real kubectl with the same kubeconfig and a private HOME (it caches discovery there), or None
+    /// (with a note) when kubectl is not installed.
+    pub fn kubectl(&self) -> Option<Command> {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join("kubectl").is_file()))
+            .unwrap_or(false);
+        if !found {
+            eprintln!("note: kubectl not on PATH; skipping the comparison with kubectl");
+            return None;
+        }
+        let mut cmd = Command::new("kubectl");
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("KUBECONFIG", &self.kubeconfig);
+        Some(cmd)
+    }
+}
+
+/// Runs a command and returns its stdout, panicking with stderr when it fails.
+pub fn stdout_of(mut cmd: Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs the plugin and returns (exit code, stdout, stderr).
+pub fn run(cmd: &mut assert_cmd::Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+pub fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+pub fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+/// Kills a child that is still running after `after`, so a test that waits on its output cannot hang.
+pub fn kill_after(child: &std::process::Child, after: std::time::Duration) {
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        let _ = Command::new("kill").arg("-9").arg(&pid).status();
+    });
+}
