@@ -91,9 +91,6 @@ pub enum Command {
     Env(EnvCommand),
     /// Print a shell completion script
     Completion(CompletionArgs),
-    /// Completion candidates for kubectl's plugin completion (used by `kubectl_complete-backstage`)
-    #[command(name = "__complete", hide = true)]
-    Complete(CompleteArgs),
 }
 
 #[derive(Debug, Args)]
@@ -154,11 +151,4 @@ pub enum CompletionShell {
     Zsh,
     Fish,
     Kubectl,
-}
-
-#[derive(Debug, Args)]
-pub struct CompleteArgs {
-    /// The words typed after `kubectl backstage`; the last one is being completed
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub words: Vec<String>,
 }

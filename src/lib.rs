@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod knex;
 pub mod kube;
 pub mod model;
 pub mod render;
@@ -41,10 +42,27 @@ impl Error {
     }
 }
 
+/// The hidden subcommand kubectl's completion helper calls.
+const COMPLETE: &str = "__complete";
+
 /// Parses the arguments, runs the command and returns its exit code.
 pub fn main_entry() -> ExitCode {
     // kube uses rustls; with one crypto provider installed up front, nothing has to guess.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(COMPLETE) {
+        // kubectl's completion hook: the words are taken raw, flags included, and it must answer even
+        // when the config is broken.
+        let global = Cli::try_parse_from(["kubectl-backstage", "env", "list"])
+            .map(|c| c.global)
+            .ok();
+        let settings = global.and_then(|g| Settings::resolve(&g, &RealEnv, false).ok());
+        render::emit(&commands::completion::candidates(
+            &argv[2..],
+            settings.as_ref(),
+        ));
+        return ExitCode::SUCCESS;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -64,10 +82,11 @@ pub fn main_entry() -> ExitCode {
 
 fn init_logging(verbose: u8) {
     let filter = match verbose {
-        0 => "warn",
-        1 => "warn,kubectl_backstage=info",
-        2 => "info,kubectl_backstage=debug",
-        _ => "debug,kubectl_backstage=trace",
+        // Errors reach the user as one line from `main_entry`; libraries stay quiet unless asked.
+        0 => "off",
+        1 => "kubectl_backstage=info",
+        2 => "kubectl_backstage=debug,kube=debug",
+        _ => "debug",
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
@@ -79,15 +98,6 @@ fn init_logging(verbose: u8) {
 
 fn run(cli: Cli) -> Result<Outcome, Error> {
     let stdout_terminal = std::io::stdout().is_terminal();
-    if let Command::Complete(args) = &cli.command {
-        // Completion must answer even when the config is broken.
-        let settings = Settings::resolve(&cli.global, &RealEnv, false).ok();
-        render::emit(&commands::completion::candidates(
-            &args.words,
-            settings.as_ref(),
-        ));
-        return Ok(Outcome::Ok);
-    }
     let settings = Settings::resolve(&cli.global, &RealEnv, stdout_terminal)?;
     let style = render::Style {
         format: settings.output,
@@ -116,7 +126,6 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
                 commands::events::run(args, &cluster, &style).await
             })
         }
-        Command::Complete(_) => unreachable!("answered above"),
     }
 }
 

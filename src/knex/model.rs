@@ -66,7 +66,10 @@ pub struct LoaderOptions {
 impl Default for LoaderOptions {
     fn default() -> Self {
         LoaderOptions {
-            load_extensions: DEFAULT_LOAD_EXTENSIONS.iter().map(|e| e.to_string()).collect(),
+            load_extensions: DEFAULT_LOAD_EXTENSIONS
+                .iter()
+                .map(|e| e.to_string())
+                .collect(),
             sort_dirs_separately: false,
         }
     }
@@ -278,12 +281,16 @@ impl LockState {
         };
         match rows {
             [] => LockState::NoRows,
-            [LockRow {
-                is_locked: Some(0), ..
-            }] => LockState::Free,
-            [LockRow {
-                is_locked: Some(1), ..
-            }] => LockState::Held,
+            [
+                LockRow {
+                    is_locked: Some(0), ..
+                },
+            ] => LockState::Free,
+            [
+                LockRow {
+                    is_locked: Some(1), ..
+                },
+            ] => LockState::Held,
             _ => LockState::Irregular {
                 rows: rows.len(),
                 free_rows: rows.iter().filter(|r| r.is_locked == Some(0)).count(),
@@ -391,7 +398,11 @@ pub fn rollback_plan(
                 .ok_or_else(|| RollbackError::NotCompleted { name: name.clone() })?;
             vec![step_for(row)]
         }
-        RollbackTarget::Down(None) => completed_files.last().map(|r| step_for(r)).into_iter().collect(),
+        RollbackTarget::Down(None) => completed_files
+            .last()
+            .map(|r| step_for(r))
+            .into_iter()
+            .collect(),
         RollbackTarget::LastBatch => match rows.iter().filter_map(|r| r.batch).max() {
             Some(last) => rows
                 .iter()
@@ -526,7 +537,11 @@ mod tests {
         let rows = [row(2, LOG, 1), row(1, INIT, 1)];
         let status = MigrationStatus::new(&files, &rows);
         assert_eq!(
-            status.completed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            status
+                .completed
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
             [INIT, LOG]
         );
         assert!(status.pending.is_empty() && status.missing.is_empty());
@@ -582,7 +597,10 @@ mod tests {
         assert_eq!(current_version(&[] as &[MigrationRow]), "none");
         let rows = [row(1, "10_ten.js", 1), row(2, "9_nine.js", 1)];
         assert_eq!(current_version(&rows), "9");
-        let rows = [row(1, "20231215_init.js", 1), row(2, "20241111000000_x.js", 2)];
+        let rows = [
+            row(1, "20231215_init.js", 1),
+            row(2, "20241111000000_x.js", 2),
+        ];
         assert_eq!(current_version(&rows), "20241111000000");
         let rows = [row(1, "noseparator.js", 1)];
         assert_eq!(current_version(&rows), "noseparator.js");
@@ -595,10 +613,7 @@ mod tests {
     #[test]
     fn duplicate_rows_are_each_missing() {
         let rows = [row(1, "1_a.js", 1), row(2, "1_a.js", 2)];
-        assert_eq!(
-            missing_migrations(&[], &rows),
-            names(&["1_a.js", "1_a.js"])
-        );
+        assert_eq!(missing_migrations(&[], &rows), names(&["1_a.js", "1_a.js"]));
     }
 
     fn lock(rows: &[Option<i32>]) -> LockState {
@@ -625,10 +640,22 @@ mod tests {
         assert!(LockState::Held.blocks_migrations());
 
         let null = lock(&[None]);
-        assert_eq!(null, LockState::Irregular { rows: 1, free_rows: 0 });
+        assert_eq!(
+            null,
+            LockState::Irregular {
+                rows: 1,
+                free_rows: 0
+            }
+        );
         assert!(!null.knex_can_lock());
         let two_free = lock(&[Some(0), Some(0)]);
-        assert_eq!(two_free, LockState::Irregular { rows: 2, free_rows: 2 });
+        assert_eq!(
+            two_free,
+            LockState::Irregular {
+                rows: 2,
+                free_rows: 2
+            }
+        );
         assert!(!two_free.knex_can_lock());
         let one_free = lock(&[Some(1), Some(0)]);
         assert!(one_free.knex_can_lock());
@@ -638,7 +665,11 @@ mod tests {
     #[test]
     fn lock_state_json() {
         assert_eq!(
-            serde_json::to_value(LockState::Irregular { rows: 2, free_rows: 2 }).unwrap(),
+            serde_json::to_value(LockState::Irregular {
+                rows: 2,
+                free_rows: 2
+            })
+            .unwrap(),
             serde_json::json!({"state": "irregular", "rows": 2, "freeRows": 2})
         );
         assert_eq!(
@@ -681,8 +712,12 @@ mod tests {
                 batch: Some(1)
             }]
         );
-        let err = rollback_plan(&files, &rows[..2], &RollbackTarget::Down(Some(MAINT.into())))
-            .unwrap_err();
+        let err = rollback_plan(
+            &files,
+            &rows[..2],
+            &RollbackTarget::Down(Some(MAINT.into())),
+        )
+        .unwrap_err();
         assert_eq!(err, RollbackError::NotCompleted { name: MAINT.into() });
     }
 
@@ -698,7 +733,12 @@ mod tests {
         let to_last = rollback_plan(&files, &rows, &RollbackTarget::To(NDISTINCT.into())).unwrap();
         assert!(to_last.steps.is_empty());
         let err = rollback_plan(&files, &rows, &RollbackTarget::To("nope.js".into())).unwrap_err();
-        assert_eq!(err, RollbackError::NotCompleted { name: "nope.js".into() });
+        assert_eq!(
+            err,
+            RollbackError::NotCompleted {
+                name: "nope.js".into()
+            }
+        );
     }
 
     #[test]
