@@ -1,0 +1,18 @@
+//! Test rig for kubectl-backstage: a fake Kubernetes API server that the real `kubectl` and
+//! kube-rs accept (discovery, list/get with tables, pagination and selectors, watch, pod logs and
+//! pod exec over websocket), and fixtures of a Backstage namespace in the middle of an incident.
+
+mod discovery;
+mod exec;
+mod fixtures;
+mod selectors;
+mod server;
+mod store;
+mod table;
+mod time;
+
+pub use fixtures::{Fixtures, LogKey, incident_dir};
+pub use selectors::{FieldSelector, LabelSelector};
+pub use server::{FakeApiServer, RecordedRequest, ServerOptions};
+pub use table::pod_status;
+pub use time::{ANCHOR, human_duration, rebase_delta_secs, rebased, rebased_anchor, unix_seconds};

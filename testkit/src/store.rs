@@ -1,0 +1,231 @@
+//! The in-memory object store with resource versions and a change history for watches.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::discovery;
+use crate::fixtures::fake_uid;
+use crate::time::now_rfc3339;
+
+/// One change, as a watch reports it.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub rv: u64,
+    pub kind: &'static str,
+    pub storage: &'static str,
+    pub object: Value,
+    /// For MODIFIED: the object before, so selector watches can turn it into ADDED/DELETED.
+    pub old: Option<Value>,
+}
+
+pub(crate) struct Store {
+    /// storage name → "namespace/name" (etcd key order) → object.
+    objects: BTreeMap<&'static str, BTreeMap<String, Value>>,
+    rv: u64,
+    history: Vec<Change>,
+    tx: broadcast::Sender<Change>,
+}
+
+pub(crate) fn key(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        name.to_string()
+    } else {
+        format!("{namespace}/{name}")
+    }
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+    obj["metadata"][field].as_str().unwrap_or("")
+}
+
+impl Store {
+    pub fn new(objects: Vec<Value>) -> Self {
+        let (tx, _) = broadcast::channel(4096);
+        let mut store = Store {
+            objects: BTreeMap::new(),
+            rv: 0,
+            history: Vec::new(),
+            tx,
+        };
+        let mut max_rv = 0;
+        let mut namespaces: Vec<String> =
+            ["default", "kube-node-lease", "kube-public", "kube-system"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        for obj in objects {
+            let Some(res) = resource_of(&obj) else {
+                continue;
+            };
+            max_rv = max_rv.max(
+                meta_str(&obj, "resourceVersion")
+                    .parse::<u64>()
+                    .unwrap_or(0),
+            );
+            let ns = meta_str(&obj, "namespace").to_string();
+            if !ns.is_empty() && !namespaces.contains(&ns) {
+                namespaces.push(ns.clone());
+            }
+            let k = key(&ns, meta_str(&obj, "name"));
+            store.objects.entry(res.storage).or_default().insert(k, obj);
+        }
+        for ns in namespaces {
+            if store.get("namespaces", "", &ns).is_none() {
+                let obj = json!({
+                    "apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": ns, "uid": fake_uid("namespace", ns.len() as u64 * 7919 + ns.bytes().map(u64::from).sum::<u64>()),
+                                 "creationTimestamp": "2025-03-10T08:00:00Z", "resourceVersion": "1",
+                                 "labels": {"kubernetes.io/metadata.name": ns}},
+                    "spec": {"finalizers": ["kubernetes"]},
+                    "status": {"phase": "Active"}
+                });
+                store
+                    .objects
+                    .entry("namespaces")
+                    .or_default()
+                    .insert(ns.clone(), obj);
+            }
+        }
+        store.rv = max_rv.max(1000) + 1;
+        store
+    }
+
+    pub fn resource_version(&self) -> u64 {
+        self.rv
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.tx.subscribe()
+    }
+
+    /// Objects of a storage, in key order, optionally in one namespace.
+    pub fn list(&self, storage: &str, namespace: Option<&str>) -> Vec<(String, Value)> {
+        let Some(all) = self.objects.get(storage) else {
+            return Vec::new();
+        };
+        all.iter()
+            .filter(|(_, o)| namespace.is_none_or(|ns| meta_str(o, "namespace") == ns))
+            .map(|(k, o)| (k.clone(), o.clone()))
+            .collect()
+    }
+
+    /// Objects of a storage in key order, after `after` (exclusive), without copying.
+    pub fn scan<'a>(
+        &'a self,
+        storage: &str,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
+        use std::ops::Bound;
+        let lower = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Unbounded,
+        };
+        self.objects
+            .get(storage)
+            .into_iter()
+            .flat_map(move |m| m.range::<str, _>((lower, Bound::Unbounded)))
+    }
+
+    pub fn get(&self, storage: &str, namespace: &str, name: &str) -> Option<Value> {
+        self.objects
+            .get(storage)?
+            .get(&key(namespace, name))
+            .cloned()
+    }
+
+    /// Changes after `rv`, oldest first.
+    pub fn history_after(&self, storage: &str, rv: u64) -> Vec<Change> {
+        self.history
+            .iter()
+            .filter(|c| c.rv > rv && c.storage == storage)
+            .cloned()
+            .collect()
+    }
+
+    /// Creates or replaces an object; returns the stored copy.
+    pub fn apply(&mut self, mut obj: Value) -> Result<Value, String> {
+        let res = resource_of(&obj).ok_or_else(|| {
+            format!(
+                "no resource for apiVersion {:?} kind {:?}",
+                obj["apiVersion"], obj["kind"]
+            )
+        })?;
+        if meta_str(&obj, "name").is_empty() {
+            return Err("metadata.name is required".into());
+        }
+        if res.namespaced && meta_str(&obj, "namespace").is_empty() {
+            obj["metadata"]["namespace"] = json!("default");
+        }
+        if obj["apiVersion"].is_null() {
+            obj["apiVersion"] = json!(res.api_version());
+        }
+        let ns = meta_str(&obj, "namespace").to_string();
+        let name = meta_str(&obj, "name").to_string();
+        let k = key(&ns, &name);
+        self.rv += 1;
+        let old = self
+            .objects
+            .get(res.storage)
+            .and_then(|m| m.get(&k))
+            .cloned();
+        if let Some(old) = &old {
+            for f in ["uid", "creationTimestamp"] {
+                if obj["metadata"][f].is_null() {
+                    obj["metadata"][f] = old["metadata"][f].clone();
+                }
+            }
+        } else {
+            if obj["metadata"]["uid"].is_null() {
+                obj["metadata"]["uid"] = json!(fake_uid(&k, self.rv));
+            }
+            if obj["metadata"]["creationTimestamp"].is_null() {
+                obj["metadata"]["creationTimestamp"] = json!(now_rfc3339());
+            }
+        }
+        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        self.objects
+            .entry(res.storage)
+            .or_default()
+            .insert(k, obj.clone());
+        let change = Change {
+            rv: self.rv,
+            kind: if old.is_some() { "MODIFIED" } else { "ADDED" },
+            storage: res.storage,
+            object: obj.clone(),
+            old,
+        };
+        self.record(change);
+        Ok(obj)
+    }
+
+    /// Deletes an object by kind; returns it (with the deletion's resource version).
+    pub fn delete(&mut self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        let res = discovery::for_kind("", kind)?;
+        let mut obj = self
+            .objects
+            .get_mut(res.storage)?
+            .remove(&key(namespace, name))?;
+        self.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        self.record(Change {
+            rv: self.rv,
+            kind: "DELETED",
+            storage: res.storage,
+            object: obj.clone(),
+            old: None,
+        });
+        Some(obj)
+    }
+
+    fn record(&mut self, change: Change) {
+        self.history.push(change.clone());
+        let _ = self.tx.send(change);
+    }
+}
+
+fn resource_of(obj: &Value) -> Option<&'static discovery::Resource> {
+    let kind = obj["kind"].as_str()?;
+    discovery::for_kind(obj["apiVersion"].as_str().unwrap_or(""), kind)
+}
