@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::model::time::parse_duration;
+use crate::settings::{AzureAuth, DivisionMode, SslMode};
 
 /// Operate a Backstage portal on Kubernetes: rollout health, events, and the plugin databases.
 #[derive(Debug, Parser)]
@@ -86,6 +87,8 @@ pub enum Command {
     Health(HealthArgs),
     /// Events of the namespace, oldest first, ordered by when they were last seen
     Events(EventsArgs),
+    /// The plugin databases: Knex migrations, locks, psql
+    Db(Box<DbArgs>),
     /// The environments of the config file
     #[command(subcommand)]
     Env(EnvCommand),
@@ -151,4 +154,116 @@ pub enum CompletionShell {
     Zsh,
     Fish,
     Kubectl,
+}
+
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    #[command(flatten)]
+    pub connection: DbConnectionArgs,
+    #[command(subcommand)]
+    pub command: DbCommand,
+}
+
+/// Where the databases are and how to log in; each overrides the environment's `database` block.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DbConnectionArgs {
+    /// PostgreSQL server host (default: the environment's database.host, else $PGHOST)
+    #[arg(long, global = true, value_name = "HOST")]
+    pub db_host: Option<String>,
+    /// PostgreSQL server port (default: database.port, else $PGPORT, else 5432)
+    #[arg(long, global = true, value_name = "PORT")]
+    pub db_port: Option<u16>,
+    /// Database user (default: database.user, else $PGUSER)
+    #[arg(long, global = true, value_name = "USER")]
+    pub db_user: Option<String>,
+    /// TLS mode, with libpq's meanings (default: database.sslmode, else $PGSSLMODE, else require)
+    #[arg(long, global = true, value_enum, value_name = "MODE")]
+    pub sslmode: Option<SslMode>,
+    /// CA certificate file for verify-ca / verify-full (default: database.sslrootcert, else $PGSSLROOTCERT)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub sslrootcert: Option<PathBuf>,
+    /// One database per plugin, or one database with a schema per plugin (default: database)
+    #[arg(long, global = true, value_enum, value_name = "MODE")]
+    pub division_mode: Option<DivisionMode>,
+    /// Database name prefix in database mode (default: backstage_plugin_)
+    #[arg(long, global = true, value_name = "PREFIX")]
+    pub database_prefix: Option<String>,
+    /// The one database in schema mode (default: backstage)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub database: Option<String>,
+    /// Key Vault holding the password (its name; https://NAME.vault.azure.net/)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub vault: Option<String>,
+    /// The Key Vault secret holding the password
+    #[arg(long, global = true, value_name = "NAME")]
+    pub secret: Option<String>,
+    /// The vault's URL, for other clouds (overrides the URL made from --vault)
+    #[arg(long, global = true, value_name = "URL")]
+    pub vault_url: Option<String>,
+    /// Read the password from this environment variable
+    #[arg(long, global = true, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// How to sign in to Azure (default: workload identity, service principal, managed identity, then
+    /// the Azure CLI, whichever is configured first)
+    #[arg(long, global = true, value_enum, value_name = "METHOD")]
+    pub azure_auth: Option<AzureAuth>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// The plugin databases (or schemas) on the server, with their migration tables
+    List,
+    /// Completed, pending and missing migrations and the lock of every migration table (read-only;
+    /// exit 1 when something is pending, missing or locked)
+    Status(DbStatusArgs),
+    /// The current migration version of a plugin, as `knex migrate:currentVersion` computes it
+    CurrentVersion(DbCurrentVersionArgs),
+    /// Release a Knex migration lock (refused while a backend pod is starting, unless --force)
+    Unlock(DbUnlockArgs),
+    /// An interactive psql on a plugin's database; arguments after `--` go to psql
+    Psql(DbPsqlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DbStatusArgs {
+    /// Only these plugins (repeatable)
+    #[arg(long = "plugin", value_name = "ID")]
+    pub plugins: Vec<String>,
+    /// Where the expected migration files come from: a node_modules tree or one migrations folder (with
+    /// --plugin); without it, only what the database holds is shown
+    #[arg(long, value_name = "DIR")]
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DbCurrentVersionArgs {
+    /// The plugin id, e.g. catalog
+    #[arg(long, value_name = "ID")]
+    pub plugin: String,
+    /// The migration table (default: every migration table of the plugin)
+    #[arg(long, value_name = "TABLE")]
+    pub table: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DbUnlockArgs {
+    /// The plugin id, e.g. catalog
+    #[arg(long, value_name = "ID")]
+    pub plugin: String,
+    /// Only this migration table's lock (default: every held lock of the plugin)
+    #[arg(long, value_name = "TABLE")]
+    pub table: Option<String>,
+    /// Release even while a backend pod is starting or when the pods cannot be checked
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DbPsqlArgs {
+    /// The plugin id, e.g. auth
+    #[arg(long, value_name = "ID")]
+    pub plugin: String,
+    /// Arguments for psql, after `--` (e.g. -- -c 'select 1')
+    #[arg(last = true, value_name = "PSQL-ARGS")]
+    pub args: Vec<String>,
 }

@@ -6,10 +6,12 @@
 
 pub mod cli;
 pub mod commands;
+pub mod db;
 pub mod knex;
 pub mod kube;
 pub mod model;
 pub mod render;
+pub mod secrets;
 pub mod settings;
 
 use std::io::IsTerminal;
@@ -29,6 +31,8 @@ pub enum Error {
     Settings(#[from] SettingsError),
     #[error(transparent)]
     Kube(#[from] KubeError),
+    #[error(transparent)]
+    Db(#[from] commands::db::DbCommandError),
     #[error("{0}")]
     Usage(String),
 }
@@ -37,7 +41,7 @@ impl Error {
     /// The exit-code table, in one place.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Settings(_) | Error::Kube(_) | Error::Usage(_) => 2,
+            Error::Settings(_) | Error::Kube(_) | Error::Db(_) | Error::Usage(_) => 2,
         }
     }
 }
@@ -120,6 +124,7 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Health(args) => with_cluster(&settings, |cluster| async move {
             commands::health::run(args, &cluster, &style).await
         }),
+        Command::Db(args) => run_db(args, &settings, &style),
         Command::Events(args) => {
             commands::events::validate(args).map_err(Error::Usage)?;
             with_cluster(&settings, |cluster| async move {
@@ -129,17 +134,105 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
     }
 }
 
+/// The `db` commands: settings and input checked first, then the password, then the work.
+fn run_db(
+    args: &cli::DbArgs,
+    settings: &Settings,
+    style: &render::Style,
+) -> Result<Outcome, Error> {
+    use cli::DbCommand;
+    use commands::db::{self, Databases};
+    use settings::{DbSettings, validate_plugin_id, validate_table_name};
+
+    let (plugins, table): (Vec<&String>, Option<&String>) = match &args.command {
+        DbCommand::List => (vec![], None),
+        DbCommand::Status(a) => (a.plugins.iter().collect(), None),
+        DbCommand::CurrentVersion(a) => (vec![&a.plugin], a.table.as_ref()),
+        DbCommand::Unlock(a) => (vec![&a.plugin], a.table.as_ref()),
+        DbCommand::Psql(a) => (vec![&a.plugin], None),
+    };
+    for plugin in plugins {
+        validate_plugin_id(plugin).map_err(Error::Usage)?;
+    }
+    if let Some(table) = table {
+        validate_table_name(table).map_err(Error::Usage)?;
+    }
+    if let DbCommand::Status(a) = &args.command
+        && let Some(source) = &a.source
+        && !source.is_dir()
+    {
+        return Err(Error::Usage(format!(
+            "--source {}: not a folder",
+            source.display()
+        )));
+    }
+    let db_settings = DbSettings::resolve(
+        &args.connection,
+        settings.environment.as_ref().map(|(_, e)| e),
+        &RealEnv,
+    )
+    .map_err(Error::Usage)?;
+    runtime()?.block_on(async {
+        let databases = Databases::open(db_settings, &RealEnv).await?;
+        let outcome = match &args.command {
+            DbCommand::List => db::list::run(&databases, style).await?,
+            DbCommand::Status(a) => {
+                let source = a
+                    .source
+                    .clone()
+                    .map(|path| knex::source::LocalSource::new(path, &a.plugins, None));
+                db::status::run(
+                    &databases,
+                    &a.plugins,
+                    source
+                        .as_ref()
+                        .map(|s| s as &dyn knex::source::MigrationSource),
+                    style,
+                )
+                .await?
+            }
+            DbCommand::CurrentVersion(a) => {
+                db::current_version::run(&databases, &a.plugin, a.table.as_deref(), style).await?
+            }
+            DbCommand::Unlock(a) => {
+                let cluster = if a.force {
+                    Err(KubeError::NoKubeconfig)
+                } else {
+                    Cluster::connect(&settings.cluster).await
+                };
+                db::unlock::run(
+                    &databases,
+                    &a.plugin,
+                    a.table.as_deref(),
+                    cluster,
+                    a.force,
+                    style,
+                )
+                .await?
+            }
+            DbCommand::Psql(a) => {
+                let code = db::psql::run(&databases, &a.plugin, &a.args).await?;
+                Outcome::Exit(u8::try_from(code).unwrap_or(2))
+            }
+        };
+        Ok(outcome)
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))
+}
+
 /// Connects to the cluster on a small single-threaded runtime and runs `body`.
 fn with_cluster<F, Fut>(settings: &Settings, body: F) -> Result<Outcome, Error>
 where
     F: FnOnce(Cluster) -> Fut,
     Fut: std::future::Future<Output = Result<Outcome, KubeError>>,
 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async {
+    runtime()?.block_on(async {
         let cluster = Cluster::connect(&settings.cluster).await?;
         Ok(body(cluster).await?)
     })

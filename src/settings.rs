@@ -427,3 +427,254 @@ environments:
         );
     }
 }
+
+/// libpq's `sslmode` values this tool supports (`prefer`/`allow` would silently fall back to plain text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    Disable,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl std::str::FromStr for SslMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "disable" => Ok(SslMode::Disable),
+            "require" => Ok(SslMode::Require),
+            "verify-ca" => Ok(SslMode::VerifyCa),
+            "verify-full" => Ok(SslMode::VerifyFull),
+            other => Err(format!(
+                "sslmode {other:?} is not supported; use disable, require, verify-ca or verify-full"
+            )),
+        }
+    }
+}
+
+/// How to sign in to Azure for Key Vault (`--azure-auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AzureAuth {
+    /// The Azure CLI's login (`az login`)
+    Cli,
+    /// AKS workload identity (AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID, AZURE_TENANT_ID)
+    Workload,
+    /// The machine's managed identity
+    Managed,
+    /// A service principal (AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_TENANT_ID)
+    ServicePrincipal,
+}
+
+/// Where the database password comes from (names only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PasswordSettings {
+    /// `--password-env VAR` or the environment's `password.env`.
+    pub env_var: Option<String>,
+    pub key_vault: Option<crate::secrets::KeyVaultSecret>,
+}
+
+/// One database per plugin, or one database with a schema per plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DivisionMode {
+    Database,
+    Schema,
+}
+
+/// Where plugins keep their tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Division {
+    /// `<prefix><pluginId>` databases.
+    Database { prefix: String },
+    /// One database, a schema named after each plugin.
+    Schema { database: String },
+}
+
+/// Everything the `db` commands need to reach the databases.
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub sslmode: SslMode,
+    pub sslrootcert: Option<PathBuf>,
+    pub division: Division,
+    pub password: PasswordSettings,
+}
+
+pub const DEFAULT_DATABASE_PREFIX: &str = "backstage_plugin_";
+pub const DEFAULT_SCHEMA_DATABASE: &str = "backstage";
+
+impl DbSettings {
+    pub fn resolve(
+        args: &crate::cli::DbConnectionArgs,
+        environment: Option<&Environment>,
+        env: &dyn ProcessEnv,
+    ) -> Result<DbSettings, String> {
+        let file = environment
+            .and_then(|e| e.database.clone())
+            .unwrap_or_default();
+        let host = args
+            .db_host
+            .clone()
+            .or(file.host.clone())
+            .or_else(|| env.var("PGHOST"))
+            .ok_or(
+                "no database host: use --db-host or database.host in the environment (or $PGHOST)",
+            )?;
+        let port = match (args.db_port, file.port, env.var("PGPORT")) {
+            (Some(p), _, _) | (None, Some(p), _) => p,
+            (None, None, Some(p)) => p
+                .parse()
+                .map_err(|_| format!("$PGPORT {p:?} is not a port number"))?,
+            (None, None, None) => 5432,
+        };
+        let user = args
+            .db_user
+            .clone()
+            .or(file.user.clone())
+            .or_else(|| env.var("PGUSER"))
+            .ok_or(
+                "no database user: use --db-user or database.user in the environment (or $PGUSER)",
+            )?;
+        let sslmode = match (args.sslmode, file.sslmode.as_deref(), env.var("PGSSLMODE")) {
+            (Some(m), _, _) => m,
+            (None, Some(m), _) => m
+                .parse()
+                .map_err(|e: String| format!("database.sslmode: {e}"))?,
+            (None, None, Some(m)) => m.parse().map_err(|e: String| format!("$PGSSLMODE: {e}"))?,
+            (None, None, None) => SslMode::Require,
+        };
+        let sslrootcert = args
+            .sslrootcert
+            .clone()
+            .or(file.sslrootcert.clone())
+            .or_else(|| env.var("PGSSLROOTCERT").map(PathBuf::from));
+        let mode = match (args.division_mode, file.division_mode.as_deref()) {
+            (Some(m), _) => m,
+            (None, None) | (None, Some("database")) => DivisionMode::Database,
+            (None, Some("schema")) => DivisionMode::Schema,
+            (None, Some(other)) => {
+                return Err(format!(
+                    "database.divisionMode {other:?} is not supported; use database or schema"
+                ));
+            }
+        };
+        let division = match mode {
+            DivisionMode::Database => Division::Database {
+                prefix: args
+                    .database_prefix
+                    .clone()
+                    .or(file.database_prefix.clone())
+                    .unwrap_or_else(|| DEFAULT_DATABASE_PREFIX.into()),
+            },
+            DivisionMode::Schema => Division::Schema {
+                database: args
+                    .database
+                    .clone()
+                    .or(file.database.clone())
+                    .unwrap_or_else(|| DEFAULT_SCHEMA_DATABASE.into()),
+            },
+        };
+        let from_file = file.password.clone();
+        let vault = args.vault.clone().or_else(|| {
+            from_file
+                .as_ref()
+                .and_then(|p| p.key_vault.as_ref())
+                .map(|k| k.vault.clone())
+        });
+        let secret = args.secret.clone().or_else(|| {
+            from_file
+                .as_ref()
+                .and_then(|p| p.key_vault.as_ref())
+                .map(|k| k.secret.clone())
+        });
+        let key_vault = match (vault, secret, &args.vault_url) {
+            (_, None, Some(_)) | (Some(_), None, None) => {
+                return Err(
+                    "--vault/--vault-url needs --secret (the secret holding the password)".into(),
+                );
+            }
+            (None, Some(_), None) => return Err("--secret needs --vault (or --vault-url)".into()),
+            (None, None, None) => None,
+            (vault, Some(secret), url) => {
+                let vault_url = match (url, vault) {
+                    (Some(url), _) => url.clone(),
+                    (None, Some(vault)) => {
+                        validate_vault_name(&vault)?;
+                        format!("https://{vault}.vault.azure.net/")
+                    }
+                    (None, None) => unreachable!("matched above"),
+                };
+                Some(crate::secrets::KeyVaultSecret {
+                    vault_url,
+                    secret,
+                    auth: args.azure_auth,
+                })
+            }
+        };
+        let password = PasswordSettings {
+            env_var: args
+                .password_env
+                .clone()
+                .or_else(|| from_file.as_ref().and_then(|p| p.env.clone())),
+            key_vault,
+        };
+        Ok(DbSettings {
+            host,
+            port,
+            user,
+            sslmode,
+            sslrootcert,
+            division,
+            password,
+        })
+    }
+}
+
+/// Key Vault names: 3-24 characters, letters, digits and dashes, starting with a letter.
+fn validate_vault_name(name: &str) -> Result<(), String> {
+    let ok = (3..=24).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "--vault {name:?} is not a Key Vault name (3-24 letters, digits and dashes)"
+        ))
+    }
+}
+
+/// A Backstage plugin id is used as part of a database or schema name: letters, digits, `-` and `_`.
+pub fn validate_plugin_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 48
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "--plugin {id:?} is not a plugin id (letters, digits, '-' and '_', at most 48)"
+        ))
+    }
+}
+
+/// A Knex migration table name: `knex_migrations` or a prefixed one (`…__knex_migrations`).
+pub fn validate_table_name(table: &str) -> Result<(), String> {
+    let ok = table.ends_with("knex_migrations")
+        && table.len() <= 63
+        && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "--table {table:?} is not a Knex migration table (a name ending in knex_migrations)"
+        ))
+    }
+}

@@ -2,6 +2,7 @@
 //! to the renderer. Each returns whether the check found problems.
 
 pub mod completion;
+pub mod db;
 pub mod env;
 pub mod events;
 pub mod health;
@@ -13,6 +14,8 @@ pub enum Outcome {
     Ok,
     /// The check ran and found problems.
     Problems,
+    /// A child's exit code, passed through (`db psql`).
+    Exit(u8),
 }
 
 impl Outcome {
@@ -20,6 +23,7 @@ impl Outcome {
         match self {
             Outcome::Ok => 0,
             Outcome::Problems => 1,
+            Outcome::Exit(code) => code,
         }
     }
 }

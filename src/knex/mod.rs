@@ -4,6 +4,7 @@
 
 pub mod model;
 pub mod packages;
+pub mod source;
 
 pub use model::{
     CompletedMigration, LockRow, LockState, MigrationRow, MigrationStatus, RollbackError,

@@ -202,6 +202,25 @@ impl PodView {
         }
     }
 
+    /// Starting up: not ready yet, with a container running or being created. A Backstage backend in
+    /// this state may be running its migrations and hold a Knex lock for real. A crash-looping pod
+    /// waiting to restart is not starting.
+    pub fn is_starting(&self) -> bool {
+        if self.terminating
+            || self.is_ready()
+            || !matches!(self.phase.as_str(), "Pending" | "Running")
+        {
+            return false;
+        }
+        self.containers.iter().any(|c| {
+            (c.state == "running" && !c.ready)
+                || matches!(
+                    c.reason.as_deref(),
+                    Some("ContainerCreating" | "PodInitializing")
+                )
+        })
+    }
+
     /// Ready for traffic: every container ready, or finished successfully (a completed Job pod).
     pub fn is_ready(&self) -> bool {
         self.phase == "Succeeded"

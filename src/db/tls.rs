@@ -1,0 +1,177 @@
+//! TLS for PostgreSQL with libpq's `sslmode` meanings, over rustls (ring).
+//!
+//! - `disable`: no TLS.
+//! - `require`: TLS, any certificate — unless a root certificate is given, then as `verify-ca` (libpq
+//!   does the same when `root.crt` exists).
+//! - `verify-ca`: the certificate must chain to the root certificate; the host name is not checked.
+//! - `verify-full`: chain and host name.
+//!
+//! Without `sslrootcert`, `verify-*` trust the public web roots (Azure Database for PostgreSQL serves
+//! certificates from public CAs).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, Error as TlsError, RootCertStore, SignatureScheme,
+};
+
+use super::DbError;
+use crate::settings::SslMode;
+
+/// The rustls client configuration for a mode, or `None` for `disable`.
+pub fn client_config(
+    mode: SslMode,
+    root_cert: Option<&Path>,
+) -> Result<Option<ClientConfig>, DbError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| DbError::Tls {
+            message: e.to_string(),
+        })?;
+    let roots = || -> Result<Arc<RootCertStore>, DbError> {
+        let mut store = RootCertStore::empty();
+        match root_cert {
+            Some(path) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| DbError::RootCert {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    })?;
+                if certs.is_empty() {
+                    return Err(DbError::RootCert {
+                        path: path.to_path_buf(),
+                        message: "no certificate in the file".into(),
+                    });
+                }
+                for cert in certs {
+                    store.add(cert).map_err(|e| DbError::RootCert {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    })?;
+                }
+            }
+            None => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        Ok(Arc::new(store))
+    };
+    let webpki = |roots: Arc<RootCertStore>| {
+        WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| DbError::Tls {
+                message: e.to_string(),
+            })
+    };
+    let config = match (mode, root_cert) {
+        (SslMode::Disable, _) => return Ok(None),
+        (SslMode::Require, None) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider.clone())))
+            .with_no_client_auth(),
+        (SslMode::Require, Some(_)) | (SslMode::VerifyCa, _) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(ChainOnly(webpki(roots()?)?)))
+            .with_no_client_auth(),
+        (SslMode::VerifyFull, _) => builder
+            .with_root_certificates(roots()?)
+            .with_no_client_auth(),
+    };
+    Ok(Some(config))
+}
+
+/// `require`: encrypt, accept whatever certificate the server shows (signatures are still checked).
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, TlsError> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `verify-ca`: the chain must be valid; a certificate for another name is accepted.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, TlsError> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, name, ocsp, now)
+        {
+            Err(TlsError::InvalidCertificate(rustls::CertificateError::NotValidForName))
+            | Err(TlsError::InvalidCertificate(
+                rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}

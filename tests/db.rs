@@ -1,0 +1,838 @@
+//! `db list | status | current-version | unlock | psql` against a real PostgreSQL (TLS, scram), with
+//! migrations applied by the real knex CLI from real Backstage packages, and knex's own answers as the
+//! peer. The password is a sentinel that must never show up in output, logs or arguments.
+
+#[path = "support/npm.rs"]
+mod npm;
+#[path = "support/postgres.rs"]
+mod postgres;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use npm::{
+    BACKEND_DEFAULTS, CATALOG_ADDED, CATALOG_NEWER, CATALOG_OLDER, KnexRig, KnexTarget, Package,
+};
+use postgres::{Postgres, ident};
+use serde_json::{Value, json};
+
+/// The role the plugin logs in with; its password must never be printed.
+const USER: &str = "backstage_admin";
+const SENTINEL: &str = "S3ntinel-pw-7d41c9";
+const SCHEDULER_TABLE: &str = "backstage_backend_tasks__knex_migrations";
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn pg() -> &'static Postgres {
+    static ROLE: OnceLock<()> = OnceLock::new();
+    let pg = Postgres::shared();
+    ROLE.get_or_init(|| {
+        pg.create_role(USER, SENTINEL, false);
+        pg.execute("postgres", &format!("ALTER ROLE {USER} SUPERUSER"))
+            .unwrap();
+    });
+    pg
+}
+
+/// Plugin databases with a prefix of their own, dropped at the end.
+struct Plugins {
+    prefix: String,
+    names: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+impl Plugins {
+    fn new() -> Plugins {
+        let prefix = format!(
+            "t{}_{}_plugin_",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        Plugins {
+            prefix,
+            names: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Creates `<prefix><plugin>`, empty or as a copy of a template.
+    fn create(&mut self, plugin: &str, template: Option<&str>) -> String {
+        let name = format!("{}{plugin}", self.prefix);
+        let template = template
+            .map(|t| format!(" TEMPLATE {}", ident(t)))
+            .unwrap_or_default();
+        pg().execute(
+            "postgres",
+            &format!("CREATE DATABASE {}{template}", ident(&name)),
+        )
+        .unwrap();
+        self.names.push(name.clone());
+        name
+    }
+
+    /// `kubectl-backstage db` with the connection flags and the password in an environment variable.
+    fn db(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("kubectl-backstage").unwrap();
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("HOME", self.dir.path())
+            .env("TEST_DB_PASSWORD", SENTINEL)
+            .arg("db")
+            .args([
+                "--db-host",
+                pg().host(),
+                "--db-port",
+                &pg().port().to_string(),
+                "--db-user",
+                USER,
+            ])
+            .args([
+                "--password-env",
+                "TEST_DB_PASSWORD",
+                "--database-prefix",
+                &self.prefix,
+            ]);
+        cmd
+    }
+}
+
+impl Drop for Plugins {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = pg().execute(
+                "postgres",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name)),
+            );
+        }
+    }
+}
+
+fn knex_target(database: &str, package: Package, folder: &str, table: &str) -> KnexTarget {
+    KnexTarget {
+        host: pg().host().into(),
+        port: pg().port(),
+        user: USER.into(),
+        password: SENTINEL.into(),
+        database: database.into(),
+        migrations_dir: KnexRig::get().migrations_dir(package, folder),
+        table: table.into(),
+        search_path: None,
+        ssl_root_cert: None,
+    }
+}
+
+fn knex(target: &KnexTarget, args: &[&str]) -> npm::KnexOutput {
+    KnexRig::get().run(target, args)
+}
+
+fn latest(database: &str, package: Package, folder: &str, table: &str) {
+    let out = knex(
+        &knex_target(database, package, folder, table),
+        &["migrate:latest"],
+    );
+    assert_eq!(out.code, 0, "knex migrate:latest failed: {}", out.stderr);
+}
+
+/// Template databases, made once per test binary with the real knex: the catalog at the older and
+/// at the newer version, each with the scheduler's prefixed table.
+fn templates() -> &'static (String, String) {
+    static T: OnceLock<(String, String)> = OnceLock::new();
+    T.get_or_init(|| {
+        let (older, newer) = (
+            format!("tpl{}_catalog_older", std::process::id()),
+            format!("tpl{}_catalog_newer", std::process::id()),
+        );
+        for (name, package) in [(&older, CATALOG_OLDER), (&newer, CATALOG_NEWER)] {
+            pg().execute(
+                "postgres",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name)),
+            )
+            .unwrap();
+            pg().execute("postgres", &format!("CREATE DATABASE {}", ident(name)))
+                .unwrap();
+            latest(name, package, "migrations", "knex_migrations");
+            latest(
+                name,
+                BACKEND_DEFAULTS,
+                "migrations/scheduler",
+                SCHEDULER_TABLE,
+            );
+        }
+        (older, newer)
+    })
+}
+
+/// A node_modules tree holding the catalog at `version` and backend-defaults (symlinks into the npm cache).
+fn node_modules(dir: &Path, catalog: Package) -> PathBuf {
+    let root = dir.join(format!("checkout-{}", catalog.version));
+    let scope = root.join("node_modules/@backstage");
+    std::fs::create_dir_all(&scope).unwrap();
+    for package in [catalog, BACKEND_DEFAULTS] {
+        let link = scope.join(package.name.trim_start_matches("@backstage/"));
+        if !link.exists() {
+            std::os::unix::fs::symlink(KnexRig::get().package_dir(package), link).unwrap();
+        }
+    }
+    root
+}
+
+fn run(cmd: &mut assert_cmd::Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(
+        !stdout.contains(SENTINEL) && !stderr.contains(SENTINEL),
+        "the password leaked:\n{stdout}\n{stderr}"
+    );
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+fn json_out(cmd: &mut assert_cmd::Command, want_code: i32) -> Value {
+    let (code, out, err) = run(cmd.args(["-o", "json"]));
+    assert_eq!(code, want_code, "stdout: {out}\nstderr: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn table_of<'a>(status: &'a Value, plugin: &str, table: &str) -> &'a Value {
+    status["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["plugin"] == plugin)
+        .unwrap()["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == table)
+        .unwrap_or_else(|| panic!("no {plugin} {table} in {status}"))
+}
+
+fn names(values: &Value) -> Vec<String> {
+    values
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v["name"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// Everything in a database's catalog that could change: tables, and the rows of the Knex tables.
+fn snapshot(database: &str) -> String {
+    let mut client = pg().client(database);
+    let mut out = String::new();
+    for row in client.query("SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog','information_schema') ORDER BY 1, 2", &[]).unwrap() {
+        let (schema, table): (String, String) = (row.get(0), row.get(1));
+        out.push_str(&format!("{schema}.{table}\n"));
+        if table.ends_with("knex_migrations") || table.ends_with("knex_migrations_lock") {
+            for r in client.query(&format!("SELECT row_to_json(t)::text FROM {}.{} t ORDER BY 1", ident(&schema), ident(&table)), &[]).unwrap() {
+                out.push_str(&format!("  {}\n", r.get::<_, String>(0)));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn list_and_status_of_every_plugin_and_table_match_knex() {
+    let (older, _) = templates();
+    let mut plugins = Plugins::new();
+    let catalog = plugins.create("catalog", Some(older));
+    let settings = plugins.create("user-settings", None);
+    latest(
+        &settings,
+        BACKEND_DEFAULTS,
+        "migrations/scheduler",
+        SCHEDULER_TABLE,
+    );
+    let empty = plugins.create("app", None);
+
+    let listed = json_out(plugins.db().args(["list"]), 0);
+    let rows: Vec<(String, String, Vec<String>)> = listed["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["plugin"].as_str().unwrap().into(),
+                d["database"].as_str().unwrap().into(),
+                names(&d["tables"]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("app".to_string(), empty.clone(), vec![]),
+            (
+                "catalog".into(),
+                catalog.clone(),
+                vec!["knex_migrations".to_string(), SCHEDULER_TABLE.into()]
+            ),
+            (
+                "user-settings".into(),
+                settings.clone(),
+                vec![SCHEDULER_TABLE.to_string()]
+            ),
+        ]
+    );
+
+    // Upgrade: the newer code's files against the older database: exactly the added migrations pend.
+    let before = snapshot(&catalog);
+    let source = node_modules(plugins.dir.path(), CATALOG_NEWER);
+    let status = json_out(
+        plugins
+            .db()
+            .args(["status", "--source", source.to_str().unwrap()]),
+        1,
+    );
+    assert_eq!(status["kind"], "DbStatus");
+    assert_eq!(status["source"], format!("dir:{}", source.display()));
+    let t = table_of(&status, "catalog", "knex_migrations");
+    assert_eq!(names(&t["pending"]), CATALOG_ADDED);
+    assert_eq!(names(&t["missing"]), Vec::<String>::new());
+    assert_eq!(t["locked"], false);
+    assert_eq!(
+        t["filesFrom"],
+        format!(
+            "{}@{}/migrations",
+            CATALOG_NEWER.name, CATALOG_NEWER.version
+        )
+    );
+    assert_eq!(snapshot(&catalog), before, "status changed nothing");
+
+    // The same answer as the real knex CLI on the same database with the same files.
+    let newer_files = knex_target(&catalog, CATALOG_NEWER, "migrations", "knex_migrations");
+    let list = knex(&newer_files, &["migrate:list"]);
+    let completed: Vec<String> = names(&t["completed"]);
+    assert!(
+        list.stdout.contains(&format!(
+            "Found {} Completed Migration file/files.",
+            completed.len()
+        )),
+        "{}",
+        list.stdout
+    );
+    assert!(
+        list.stdout.contains(&format!(
+            "Found 2 Pending Migration file/files.\n{}\n{}",
+            CATALOG_ADDED[0], CATALOG_ADDED[1]
+        )),
+        "{}",
+        list.stdout
+    );
+    let version = knex(&newer_files, &["migrate:currentVersion"]);
+    assert!(
+        version.stdout.contains(&format!(
+            "Current Version: {}",
+            t["currentVersion"].as_str().unwrap()
+        )),
+        "{}",
+        version.stdout
+    );
+    let batches: Vec<i64> = t["completed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["batch"].as_i64().unwrap())
+        .collect();
+    assert!(
+        batches.iter().all(|b| *b == 1),
+        "one migrate:latest = one batch"
+    );
+    assert_eq!(
+        snapshot(&catalog),
+        before,
+        "knex list changed nothing either"
+    );
+
+    // The scheduler's table is compared with backend-defaults' scheduler files, in every plugin DB.
+    let sched = table_of(&status, "user-settings", SCHEDULER_TABLE);
+    assert_eq!(
+        sched["filesFrom"],
+        format!(
+            "{}@{}/migrations/scheduler",
+            BACKEND_DEFAULTS.name, BACKEND_DEFAULTS.version
+        )
+    );
+    assert_eq!(
+        (
+            names(&sched["pending"]).len(),
+            names(&sched["missing"]).len()
+        ),
+        (0, 0)
+    );
+
+    // Without a source: what the database holds, nothing pending or missing, exit 0.
+    let plain = json_out(plugins.db().args(["status", "--plugin", "catalog"]), 0);
+    assert_eq!(plain["source"], Value::Null);
+    assert_eq!(plain["databases"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        names(&table_of(&plain, "catalog", "knex_migrations")["completed"]),
+        completed
+    );
+
+    // current-version matches knex.
+    let (code, out, _) = run(plugins.db().args([
+        "current-version",
+        "--plugin",
+        "catalog",
+        "--table",
+        "knex_migrations",
+    ]));
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), t["currentVersion"].as_str().unwrap());
+    let (_, out, _) = run(plugins.db().args(["current-version", "--plugin", "app"]));
+    assert_eq!(out.trim(), "none");
+}
+
+#[test]
+fn downgrade_shows_missing_with_knex_own_error_and_status_never_writes() {
+    let (_, newer) = templates();
+    let mut plugins = Plugins::new();
+    let catalog = plugins.create("catalog", Some(newer));
+    // A lock table with no row and a plugin without a lock table: knex would write to both.
+    pg().execute(&catalog, &format!("DELETE FROM {SCHEDULER_TABLE}_lock"))
+        .unwrap();
+    let before = snapshot(&catalog);
+    let source = node_modules(plugins.dir.path(), CATALOG_OLDER);
+
+    let status = json_out(
+        plugins
+            .db()
+            .args(["status", "--source", source.to_str().unwrap()]),
+        1,
+    );
+    let t = table_of(&status, "catalog", "knex_migrations");
+    assert_eq!(names(&t["missing"]), CATALOG_ADDED);
+    assert_eq!(names(&t["pending"]), Vec::<String>::new());
+    // Backstage with the older image fails with exactly this, as the real knex does:
+    let older_files = knex_target(&catalog, CATALOG_OLDER, "migrations", "knex_migrations");
+    let real = knex(&older_files, &["migrate:latest"]);
+    assert_ne!(real.code, 0);
+    assert_eq!(
+        real.error_line(),
+        format!("Error: {}", t["corruptDirectoryError"].as_str().unwrap())
+    );
+    assert_eq!(
+        t["corruptDirectoryError"],
+        format!(
+            "The migration directory is corrupt, the following files are missing: {}, {}",
+            CATALOG_ADDED[0], CATALOG_ADDED[1]
+        )
+    );
+    let sched = table_of(&status, "catalog", SCHEDULER_TABLE);
+    assert_eq!(sched["lock"], json!({"state": "noRows"}));
+    assert_eq!(sched["locked"], false);
+    assert_eq!(
+        snapshot(&catalog),
+        before,
+        "status is read-only: no lock row created"
+    );
+
+    let (code, table, _) = run(plugins
+        .db()
+        .args(["status", "--source", source.to_str().unwrap()]));
+    assert_eq!(code, 1);
+    assert!(table.contains(&format!("catalog knex_migrations: missing (the database is ahead of the code; Backstage would fail with \"The migration directory is corrupt\"): {}, {}", CATALOG_ADDED[0], CATALOG_ADDED[1])), "{table}");
+}
+
+#[test]
+fn held_lock_is_reported_and_unlock_releases_it_like_knex() {
+    let (older, _) = templates();
+    let mut plugins = Plugins::new();
+    let catalog = plugins.create("catalog", Some(older));
+    pg().execute(&catalog, "UPDATE knex_migrations_lock SET is_locked = 1")
+        .unwrap();
+    let older_files = knex_target(&catalog, CATALOG_OLDER, "migrations", "knex_migrations");
+    let real = knex(&older_files, &["migrate:latest"]);
+    assert_ne!(real.code, 0);
+    assert!(
+        real.stderr.contains("Migration table is already locked"),
+        "{}",
+        real.stderr
+    );
+
+    let status = json_out(plugins.db().args(["status"]), 1);
+    let t = table_of(&status, "catalog", "knex_migrations");
+    assert_eq!(
+        (t["locked"].clone(), t["lock"].clone()),
+        (json!(true), json!({"state": "held"}))
+    );
+    let (_, text, _) = run(plugins.db().args(["status"]));
+    assert!(
+        text.contains("kubectl backstage db unlock --plugin catalog --table knex_migrations"),
+        "{text}"
+    );
+
+    // Without a cluster to check for starting pods, unlock refuses and changes nothing.
+    let before = snapshot(&catalog);
+    let (code, _, err) = run(plugins.db().args([
+        "--kubeconfig",
+        "/nonexistent",
+        "unlock",
+        "--plugin",
+        "catalog",
+    ]));
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("error: cannot check whether a backend pod is starting")
+            && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&catalog), before);
+
+    let (code, out, _) = run(plugins
+        .db()
+        .args(["unlock", "--plugin", "catalog", "--force"]));
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "Released the lock of catalog knex_migrations (knex_migrations_lock, was held).\n"
+    );
+    let mut client = pg().client(&catalog);
+    let rows: Vec<i32> = client
+        .query("SELECT is_locked FROM knex_migrations_lock", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows, vec![0]);
+    let latest = knex(&older_files, &["migrate:latest"]);
+    assert_eq!(latest.code, 0, "{}", latest.stderr);
+    assert!(
+        latest.stdout.contains("Already up to date"),
+        "{}",
+        latest.stdout
+    );
+    let (_, out, _) = run(plugins
+        .db()
+        .args(["unlock", "--plugin", "catalog", "--force"]));
+    assert_eq!(
+        out,
+        "No migration lock of plugin catalog was held; nothing changed.\n"
+    );
+}
+
+#[test]
+fn schema_mode_reads_each_plugin_schema() {
+    let mut plugins = Plugins::new();
+    let database = plugins.create("shared", None);
+    for (schema, package, folder, table) in [
+        ("catalog", CATALOG_OLDER, "migrations", "knex_migrations"),
+        (
+            "search",
+            BACKEND_DEFAULTS,
+            "migrations/scheduler",
+            SCHEDULER_TABLE,
+        ),
+    ] {
+        pg().execute(&database, &format!("CREATE SCHEMA {}", ident(schema)))
+            .unwrap();
+        let mut target = knex_target(&database, package, folder, table);
+        target.search_path = Some(schema.into());
+        let out = knex(&target, &["migrate:latest"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let status = json_out(
+        plugins.db().args([
+            "--division-mode",
+            "schema",
+            "--database",
+            &database,
+            "status",
+        ]),
+        0,
+    );
+    let dbs: Vec<(String, String, String, Vec<String>)> = status["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let tables = d["tables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["table"].as_str().unwrap().to_string())
+                .collect();
+            (
+                d["plugin"].as_str().unwrap().into(),
+                d["database"].as_str().unwrap().into(),
+                d["schema"].as_str().unwrap().into(),
+                tables,
+            )
+        })
+        .collect();
+    assert_eq!(
+        dbs,
+        vec![
+            (
+                "catalog".to_string(),
+                database.clone(),
+                "catalog".to_string(),
+                vec!["knex_migrations".to_string()]
+            ),
+            (
+                "search".into(),
+                database.clone(),
+                "search".into(),
+                vec![SCHEDULER_TABLE.to_string()]
+            ),
+        ]
+    );
+    let mut target = knex_target(&database, CATALOG_OLDER, "migrations", "knex_migrations");
+    target.search_path = Some("catalog".into());
+    let version = knex(&target, &["migrate:currentVersion"]);
+    let ours = json_out(
+        plugins.db().args([
+            "--division-mode",
+            "schema",
+            "--database",
+            &database,
+            "current-version",
+            "--plugin",
+            "catalog",
+        ]),
+        0,
+    );
+    assert!(
+        version.stdout.contains(&format!(
+            "Current Version: {}",
+            ours["tables"][0]["currentVersion"].as_str().unwrap()
+        )),
+        "{}",
+        version.stdout
+    );
+}
+
+#[test]
+fn tls_modes_and_connection_errors_are_one_line_exit_2() {
+    let mut plugins = Plugins::new();
+    plugins.create("app", None);
+    let ca = pg().ca_pem_path();
+    // verify-full with the test CA works for the name in the certificate.
+    let (code, out, err) = run(plugins.db().args([
+        "list",
+        "--sslmode",
+        "verify-full",
+        "--sslrootcert",
+        ca.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("{}app", plugins.prefix)));
+    // verify-full against the public roots fails: the server's CA is not one of them.
+    let (code, _, err) = run(plugins.db().args(["list", "--sslmode", "verify-full"]));
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with(&format!(
+            "error: TLS with the database server 127.0.0.1:{} failed",
+            pg().port()
+        )),
+        "{err}"
+    );
+
+    let fails = |cmd: &mut assert_cmd::Command| {
+        let (code, out, err) = run(cmd);
+        assert_eq!(code, 2, "{out}{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        err.trim_end().to_string()
+    };
+    let err = fails(plugins.db().env("TEST_DB_PASSWORD", "wrong").args(["list"]));
+    assert_eq!(
+        err,
+        format!(
+            "error: the database server 127.0.0.1:{} refused the password of user \"{USER}\" (database postgres)",
+            pg().port()
+        )
+    );
+    let err = fails(plugins.db().args(["status", "--plugin", "nope"]));
+    assert_eq!(
+        err,
+        format!(
+            "error: plugin \"nope\" has no database {}nope on 127.0.0.1; plugins: app",
+            plugins.prefix
+        )
+    );
+    let err = fails(plugins.db().args(["status", "--plugin", "a;drop table x"]));
+    assert_eq!(
+        err,
+        "error: --plugin \"a;drop table x\" is not a plugin id (letters, digits, '-' and '_', at most 48)"
+    );
+    let err = fails(
+        plugins
+            .db()
+            .args(["unlock", "--plugin", "app", "--table", "users"]),
+    );
+    assert_eq!(
+        err,
+        "error: --table \"users\" is not a Knex migration table (a name ending in knex_migrations)"
+    );
+    let err = fails(plugins.db().env_remove("TEST_DB_PASSWORD").args(["list"]));
+    assert_eq!(
+        err,
+        "error: --password-env TEST_DB_PASSWORD: the environment variable is not set"
+    );
+
+    // Nothing listens: unreachable.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = fails(
+        plugins
+            .db()
+            .args(["list", "--db-port", &closed.to_string()]),
+    );
+    assert!(
+        err.starts_with(&format!(
+            "error: cannot reach the database server 127.0.0.1:{closed}: "
+        )),
+        "{err}"
+    );
+    // A server that answers the TLS request with 'N' (no TLS), as PostgreSQL with ssl=off does.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut request = [0u8; 8];
+            let _ = s.read_exact(&mut request);
+            let _ = s.write_all(b"N");
+        }
+    });
+    let err = fails(plugins.db().args(["list", "--db-port", &port.to_string()]));
+    assert_eq!(
+        err,
+        format!(
+            "error: the database server 127.0.0.1:{port} does not accept TLS (sslmode require); use --sslmode disable only on a trusted network"
+        )
+    );
+}
+
+#[test]
+fn psql_gets_the_password_through_a_removed_0600_file_and_its_exit_code_passes_through() {
+    let mut plugins = Plugins::new();
+    let catalog = plugins.create("catalog", None);
+    // A psql wrapper that records its arguments and the password file's mode, then runs the real psql.
+    let bin = plugins.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = plugins.dir.path().join("record");
+    let real = which("psql");
+    std::fs::write(
+        bin.join("psql"),
+        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{r}.args'\nstat -c %a \"$PGPASSFILE\" > '{r}.mode'\necho \"$PGPASSFILE\" > '{r}.file'\nenv > '{r}.env'\nexec '{real}' \"$@\"\n", r = record.display(), real = real.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("psql"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+
+    let (code, out, err) = run(plugins.db().env("PATH", &path).args([
+        "psql",
+        "--plugin",
+        "catalog",
+        "--",
+        "-At",
+        "-c",
+        "select current_database()",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), catalog);
+    let args = std::fs::read_to_string(format!("{}.args", record.display())).unwrap();
+    assert!(
+        !args.contains(SENTINEL),
+        "no password in psql's arguments: {args}"
+    );
+    assert!(args.contains("sslmode=require"), "{args}");
+    assert_eq!(
+        std::fs::read_to_string(format!("{}.mode", record.display()))
+            .unwrap()
+            .trim(),
+        "600"
+    );
+    let file = std::fs::read_to_string(format!("{}.file", record.display())).unwrap();
+    assert!(
+        !Path::new(file.trim()).exists(),
+        "the password file is removed after psql exits"
+    );
+    let env = std::fs::read_to_string(format!("{}.env", record.display())).unwrap();
+    assert!(!env.contains("PGPASSWORD="), "psql does not get PGPASSWORD");
+
+    let (code, _, err) = run(plugins.db().env("PATH", &path).args([
+        "psql",
+        "--plugin",
+        "catalog",
+        "--",
+        "-c",
+        "select 1/0",
+    ]));
+    assert_eq!(code, 1, "psql's own exit code: {err}");
+    assert!(err.contains("division by zero"), "{err}");
+}
+
+#[test]
+fn verbose_logs_name_where_the_password_came_from_but_never_the_password() {
+    let mut plugins = Plugins::new();
+    plugins.create("app", None);
+    let (code, _, err) = run(plugins.db().args(["-vv", "list"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("environment variable TEST_DB_PASSWORD"),
+        "{err}"
+    );
+    // PGPASSWORD and a password file are the later sources.
+    let (code, _, err) = run(plugins.db().env_remove("TEST_DB_PASSWORD").args([
+        "list",
+        "--password-env",
+        "ALSO_UNSET",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    let pgpass = plugins.dir.path().join(".pgpass");
+    std::fs::write(
+        &pgpass,
+        format!("127.0.0.1:{}:*:{USER}:{SENTINEL}\n", pg().port()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let mut cmd = assert_cmd::Command::cargo_bin("kubectl-backstage").unwrap();
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("HOME", plugins.dir.path());
+    cmd.args([
+        "-v",
+        "db",
+        "list",
+        "--db-host",
+        "127.0.0.1",
+        "--db-port",
+        &pg().port().to_string(),
+        "--db-user",
+        USER,
+        "--database-prefix",
+        &plugins.prefix,
+    ]);
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("{}app", plugins.prefix)));
+    assert!(
+        err.contains(&format!("password file {}", pgpass.display())),
+        "{err}"
+    );
+}
+
+fn which(program: &str) -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{program} not on PATH"))
+}
