@@ -6,6 +6,8 @@
 mod npm;
 #[path = "support/postgres.rs"]
 mod postgres;
+#[path = "support/rig.rs"]
+mod rig;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -835,4 +837,33 @@ fn which(program: &str) -> PathBuf {
         .map(|d| d.join(program))
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("{program} not on PATH"))
+}
+
+#[test]
+fn unlock_refuses_while_a_backend_pod_is_starting() {
+    let (older, _) = templates();
+    let mut plugins = Plugins::new();
+    let catalog = plugins.create("catalog", Some(older));
+    pg().execute(&catalog, "UPDATE knex_migrations_lock SET is_locked = 1").unwrap();
+    let cluster = rig::Rig::incident();
+    // A new backend pod whose container runs but is not ready yet: it may be migrating right now.
+    let mut pod = cluster.server.get("Pod", "backstage-staging", "backstage-5f6d7c8b9a-h2kxm").unwrap();
+    pod["status"]["containerStatuses"][0]["ready"] = json!(false);
+    pod["status"]["conditions"] = json!([{"type": "Ready", "status": "False"}]);
+    cluster.server.apply(pod);
+    let before = snapshot(&catalog);
+    let (code, _, err) = run(plugins.db().env("KUBECONFIG", &cluster.kubeconfig).args(["unlock", "--plugin", "catalog", "-n", "backstage-staging"]));
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        "error: refusing to unlock: pod backstage-5f6d7c8b9a-h2kxm in namespace backstage-staging is starting and may hold the lock for real; wait with `kubectl backstage health --wait`, or pass --force\n"
+    );
+    assert_eq!(snapshot(&catalog), before, "nothing changed");
+
+    // The incident namespace has crash-looping pods but none starting: unlock goes ahead.
+    let (code, out, err) = run(plugins.db().env("KUBECONFIG", &cluster.kubeconfig).args(["unlock", "--plugin", "catalog", "--table", "knex_migrations"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "Released the lock of catalog knex_migrations (knex_migrations_lock, was held).\n");
+    let status = json_out(plugins.db().args(["status", "--plugin", "catalog"]), 0);
+    assert_eq!(table_of(&status, "catalog", "knex_migrations")["lock"], json!({"state": "free"}));
 }

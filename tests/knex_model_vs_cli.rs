@@ -232,6 +232,15 @@ fn upgrade_and_downgrade_of_the_catalog_match_knex() {
         knex(&older, &["migrate:currentVersion"], 0).stdout,
         "Current Version: none\n"
     );
+    // Knex is not read-only even to list: it created both tables and a free lock row.
+    assert_eq!(rows(db.name(), "public", "knex_migrations"), []);
+    assert_eq!(
+        lock_rows(db.name(), "public", "knex_migrations"),
+        Some(vec![LockRow {
+            index: 1,
+            is_locked: Some(0)
+        }])
+    );
 
     assert_eq!(
         knex(&older, &["migrate:latest"], 0).stdout,
@@ -410,6 +419,14 @@ fn rollbacks_match_knex() {
     let down = rollback_plan(&newer_files, &shuffled, &RollbackTarget::Down(None)).unwrap();
     assert_eq!(last_batch.names(), [NDISTINCT]);
     assert_eq!(down.names(), [MAINT], "migrate:down takes the last file");
+    // Missing files are named in id order, not file order.
+    let older = catalog(db.name(), CATALOG_OLDER);
+    let status = MigrationStatus::new(&files(CATALOG_OLDER, "migrations"), &shuffled);
+    assert_eq!(status.missing, [MAINT, NDISTINCT]);
+    assert_eq!(
+        knex(&older, &["migrate:list"], 1).error_line(),
+        format!("Error: {}", status.corrupt_directory_message().unwrap())
+    );
     assert_eq!(
         knex(&newer, &["migrate:down"], 0).stdout,
         format!("Batch 3 rolled back the following migrations:\n{MAINT}\n")
@@ -580,6 +597,16 @@ fn lock_states_match_knex() {
             assert_eq!(
                 out.error_line(),
                 format!("MigrationLocked: {LOCKED_MESSAGE}"),
+                "{name}"
+            );
+            // Knex's own hint goes to stdout, before the error on stderr.
+            assert_eq!(
+                out.stdout,
+                format!(
+                    "Can't take lock to run migrations: {LOCKED_MESSAGE}\n\
+                     If you are sure migrations are not running you can release the lock \
+                     manually by running 'knex migrate:unlock'\n"
+                ),
                 "{name}"
             );
             assert_eq!(
