@@ -2,6 +2,8 @@
 //! migrations applied by the real knex CLI from real Backstage packages, and knex's own answers as the
 //! peer. The password is a sentinel that must never show up in output, logs or arguments.
 
+#[path = "support/keyvault.rs"]
+mod keyvault;
 #[path = "support/npm.rs"]
 mod npm;
 #[path = "support/postgres.rs"]
@@ -844,15 +846,25 @@ fn unlock_refuses_while_a_backend_pod_is_starting() {
     let (older, _) = templates();
     let mut plugins = Plugins::new();
     let catalog = plugins.create("catalog", Some(older));
-    pg().execute(&catalog, "UPDATE knex_migrations_lock SET is_locked = 1").unwrap();
+    pg().execute(&catalog, "UPDATE knex_migrations_lock SET is_locked = 1")
+        .unwrap();
     let cluster = rig::Rig::incident();
     // A new backend pod whose container runs but is not ready yet: it may be migrating right now.
-    let mut pod = cluster.server.get("Pod", "backstage-staging", "backstage-5f6d7c8b9a-h2kxm").unwrap();
+    let mut pod = cluster
+        .server
+        .get("Pod", "backstage-staging", "backstage-5f6d7c8b9a-h2kxm")
+        .unwrap();
     pod["status"]["containerStatuses"][0]["ready"] = json!(false);
     pod["status"]["conditions"] = json!([{"type": "Ready", "status": "False"}]);
     cluster.server.apply(pod);
     let before = snapshot(&catalog);
-    let (code, _, err) = run(plugins.db().env("KUBECONFIG", &cluster.kubeconfig).args(["unlock", "--plugin", "catalog", "-n", "backstage-staging"]));
+    let (code, _, err) = run(plugins.db().env("KUBECONFIG", &cluster.kubeconfig).args([
+        "unlock",
+        "--plugin",
+        "catalog",
+        "-n",
+        "backstage-staging",
+    ]));
     assert_eq!(code, 2);
     assert_eq!(
         err,
@@ -861,9 +873,80 @@ fn unlock_refuses_while_a_backend_pod_is_starting() {
     assert_eq!(snapshot(&catalog), before, "nothing changed");
 
     // The incident namespace has crash-looping pods but none starting: unlock goes ahead.
-    let (code, out, err) = run(plugins.db().env("KUBECONFIG", &cluster.kubeconfig).args(["unlock", "--plugin", "catalog", "--table", "knex_migrations"]));
+    let (code, out, err) = run(plugins.db().env("KUBECONFIG", &cluster.kubeconfig).args([
+        "unlock",
+        "--plugin",
+        "catalog",
+        "--table",
+        "knex_migrations",
+    ]));
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "Released the lock of catalog knex_migrations (knex_migrations_lock, was held).\n");
+    assert_eq!(
+        out,
+        "Released the lock of catalog knex_migrations (knex_migrations_lock, was held).\n"
+    );
     let status = json_out(plugins.db().args(["status", "--plugin", "catalog"]), 0);
-    assert_eq!(table_of(&status, "catalog", "knex_migrations")["lock"], json!({"state": "free"}));
+    assert_eq!(
+        table_of(&status, "catalog", "knex_migrations")["lock"],
+        json!({"state": "free"})
+    );
+}
+
+#[test]
+fn password_from_key_vault_through_the_azure_sdk() {
+    let mut plugins = Plugins::new();
+    plugins.create("catalog", None);
+    let vault = keyvault::FakeKeyVault::start("sbox-intsvc");
+    vault.add_secret("backstage-psqldb-password", SENTINEL);
+    let mut cmd = assert_cmd::Command::cargo_bin("kubectl-backstage").unwrap();
+    cmd.env_clear()
+        .env("HOME", plugins.dir.path())
+        .envs(vault.env(&std::env::var("PATH").unwrap()));
+    cmd.args([
+        "db",
+        "--db-host",
+        pg().host(),
+        "--db-port",
+        &pg().port().to_string(),
+        "--db-user",
+        USER,
+        "--database-prefix",
+        &plugins.prefix,
+    ]);
+    cmd.args([
+        "--vault",
+        "sbox-intsvc",
+        "--secret",
+        "backstage-psqldb-password",
+        "-v",
+        "list",
+    ]);
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("{}catalog", plugins.prefix)), "{out}");
+    assert!(
+        err.contains(
+            "Key Vault secret backstage-psqldb-password in https://sbox-intsvc.vault.azure.net/"
+        ),
+        "{err}"
+    );
+    let fake_az_args = vault.az_calls();
+    assert!(
+        fake_az_args.iter().all(|a| !a.contains(SENTINEL)),
+        "{fake_az_args:?}"
+    );
+
+    // A secret the identity may not read: one line, exit 2, nothing read from the database.
+    vault.forbid("backstage-psqldb-password");
+    let (code, _, err) = run(&mut cmd);
+    assert_eq!(code, 2);
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().last().unwrap(),
+        "error: Key Vault https://sbox-intsvc.vault.azure.net/ refused access to secret \"backstage-psqldb-password\" (403): give the signed-in identity `get` permission on secrets"
+    );
 }

@@ -210,7 +210,6 @@ fn build_credential(
                 // A user-assigned identity is named the way AKS and App Service name it.
                 user_assigned_id: env.var(AZURE_CLIENT_ID).map(UserAssignedId::ClientId),
                 client_options: client_options.clone(),
-                ..ManagedIdentityCredentialOptions::default()
             };
             ManagedIdentityCredential::new(Some(options)).map_err(sdk_error)?
         }
@@ -301,6 +300,12 @@ fn classify(
 ) -> SecretError {
     let vault_url = secret.vault_url.clone();
     let name = secret.secret.clone();
+    let line = useful_line(error);
+    let other = |message: String| SecretError::KeyVault {
+        vault_url: secret.vault_url.clone(),
+        secret: secret.secret.clone(),
+        message,
+    };
     match error.kind() {
         ErrorKind::HttpResponse {
             status, error_code, ..
@@ -313,67 +318,82 @@ fn classify(
                 vault_url,
                 secret: name,
             },
-            401 => SecretError::KeyVault {
-                vault_url,
-                secret: name,
-                message: format!(
-                    "the vault did not accept the {} token (401): {}",
-                    kind.name(),
-                    useful_line(error)
-                ),
-            },
-            code => SecretError::KeyVault {
-                vault_url,
-                secret: name,
-                message: match error_code {
-                    Some(c) if !useful_line(error).contains(c.as_str()) => {
-                        format!("HTTP {code} {c}: {}", useful_line(error))
-                    }
-                    _ => format!("HTTP {code}: {}", useful_line(error)),
-                },
+            401 => other(format!(
+                "the vault did not accept the {} token (401): {line}",
+                kind.name()
+            )),
+            code => match error_code {
+                Some(c) if !line.contains(c.as_str()) => other(format!("HTTP {code} {c}: {line}")),
+                _ => other(format!("HTTP {code}: {line}")),
             },
         },
         ErrorKind::Credential => SecretError::NotSignedIn {
             credential: kind.name().into(),
-            message: useful_line(error),
+            message: line,
+        },
+        _ if chain(error).any(is_tls_error) => other(format!(
+            "TLS with the vault failed ({line}); if a proxy or a private CA signs its certificate, trust that CA \
+             with SSL_CERT_FILE"
+        )),
+        _ if line.starts_with("tunnel error") => SecretError::VaultUnreachable {
+            vault_url,
+            message: format!("the HTTPS proxy could not connect to it: {line}"),
         },
         ErrorKind::Connection => SecretError::VaultUnreachable {
             vault_url,
-            message: useful_line(error),
+            message: line,
         },
-        ErrorKind::Io if is_connect_error(error) => SecretError::VaultUnreachable {
+        ErrorKind::Io if chain(error).any(is_connect_error) => SecretError::VaultUnreachable {
             vault_url,
-            message: useful_line(error),
+            message: line,
         },
-        _ => SecretError::KeyVault {
-            vault_url,
-            secret: name,
-            message: useful_line(error),
-        },
+        _ if line.contains("doesn't match the requested domain") => {
+            // The SDK's advice (turn the check off in the client options) is not the user's to follow.
+            let reason = line
+                .split(". Set verify_challenge_resource")
+                .next()
+                .unwrap_or(&line);
+            other(format!(
+                "the vault's authentication challenge is not for its own domain, so no token was sent: {reason}"
+            ))
+        }
+        _ => other(line),
     }
 }
 
+/// An error and its sources, with the error inside an `io::Error` (whose `source` skips it).
+fn chain<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    let mut next = Some(error);
+    std::iter::from_fn(move || {
+        let current = next?;
+        next = match current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+        Some(current)
+    })
+}
+
 fn is_connect_error(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if let Some(e) = e.downcast_ref::<reqwest::Error>() {
-            return e.is_connect() || e.is_timeout();
-        }
-        current = e.source();
-    }
-    false
+    error
+        .downcast_ref::<reqwest::Error>()
+        .is_some_and(|e| e.is_connect() || e.is_timeout())
+}
+
+fn is_tls_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    error.is::<rustls::Error>()
 }
 
 /// The one line of an SDK error worth showing: the innermost cause that says something, without the
 /// SDK's troubleshooting links, the credential's "authentication failed." preamble, the Azure CLI's
 /// `ERROR:` prefix or the lines around it.
 fn useful_line(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut messages = Vec::new();
-    let mut current = Some(error);
-    while let Some(e) = current {
-        messages.push(e.to_string());
-        current = e.source();
-    }
+    let messages: Vec<String> = chain(error).map(|e| e.to_string()).collect();
     let line = messages
         .iter()
         .rev()
@@ -392,8 +412,28 @@ fn best_line(text: &str) -> Option<String> {
         .iter()
         .find(|l| l.starts_with("ERROR:"))
         .or_else(|| lines.first())?;
-    let line = line.strip_prefix("ERROR:").unwrap_or(line).trim();
+    let unquoted = unexpected_string(line);
+    let line = unquoted.as_deref().unwrap_or(line);
+    // The message goes inside a sentence of ours: no closing period of its own.
+    let line = line
+        .strip_prefix("ERROR:")
+        .unwrap_or(line)
+        .trim()
+        .trim_end_matches('.')
+        .trim_end();
     (!line.is_empty()).then(|| line.to_string())
+}
+
+/// The first line of the string in a serde error `invalid type: string "…", expected …`. The identity
+/// crate reads Entra ID's `error_description` as a borrowed string, which fails for the real ones: they
+/// hold `\r\n`. The description is still the best message there is.
+fn unexpected_string(line: &str) -> Option<String> {
+    let quoted = line.strip_prefix("invalid type: string \"")?;
+    let end = [r"\r", r"\n", "\", expected"]
+        .iter()
+        .filter_map(|m| quoted.find(m))
+        .min()?;
+    Some(quoted[..end].replace(r#"\""#, "\"").replace(r"\\", r"\"))
 }
 
 /// `AzureCliCredential authentication failed. <message>` → `<message>`.
@@ -408,7 +448,25 @@ fn strip_preamble(line: &str) -> &str {
     }
 }
 
+/// Defence in depth: whatever an SDK message quotes, a JSON Web Token in it is replaced.
+fn redact_tokens(line: &str) -> String {
+    line.split(' ')
+        .map(|word| {
+            let core = word.trim_matches(|c: char| {
+                !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            });
+            if core.starts_with("eyJ") && core.matches('.').count() >= 2 {
+                word.replace(core, "<token>")
+            } else {
+                word.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn shorten(line: &str) -> String {
+    let line = &redact_tokens(line);
     if line.chars().count() <= MAX_MESSAGE {
         return line.to_string();
     }
@@ -519,8 +577,7 @@ mod tests {
             &env(&[(AZURE_CLIENT_ID, "c")]),
             &options,
         )
-        .err()
-        .expect("no secret, no tenant");
+        .expect_err("no secret, no tenant");
         assert_eq!(
             err.to_string(),
             "not signed in to Azure (service principal): AZURE_CLIENT_SECRET and AZURE_TENANT_ID are not set; \
@@ -531,8 +588,7 @@ mod tests {
             &env(&[(AZURE_CLIENT_ID, "c"), (AZURE_TENANT_ID, "t")]),
             &options,
         )
-        .err()
-        .expect("no token file");
+        .expect_err("no token file");
         assert!(
             err.to_string()
                 .contains("(workload identity): AZURE_FEDERATED_TOKEN_FILE is not set;"),
@@ -547,7 +603,7 @@ mod tests {
             "AzureCliCredential authentication failed. WARNING: a warning\nERROR: Please run 'az login' to setup account.\n\
              To troubleshoot, visit https://aka.ms/azsdk/rust/identity/troubleshoot#azure-cli",
         );
-        assert_eq!(useful_line(&cli), "Please run 'az login' to setup account.");
+        assert_eq!(useful_line(&cli), "Please run 'az login' to setup account");
         let entra = azure_core::Error::with_message(
             ErrorKind::Credential,
             "ClientSecretCredential authentication failed. AADSTS7000215: Invalid client secret provided.\r\n\
@@ -555,7 +611,15 @@ mod tests {
         );
         assert_eq!(
             useful_line(&entra),
-            "AADSTS7000215: Invalid client secret provided."
+            "AADSTS7000215: Invalid client secret provided"
+        );
+        let serde = azure_core::Error::with_message(
+            ErrorKind::DataConversion,
+            r#"invalid type: string "AADSTS700016: Application with identifier 'x' was not found.\r\nTrace ID: 1", expected a borrowed string at line 1 column 90"#,
+        );
+        assert_eq!(
+            useful_line(&serde),
+            "AADSTS700016: Application with identifier 'x' was not found"
         );
         let io = std::io::Error::new(
             std::io::ErrorKind::ConnectionRefused,
@@ -567,6 +631,11 @@ mod tests {
             "failed to execute `reqwest` request",
         );
         assert_eq!(useful_line(&wrapped), "Connection refused (os error 111)");
+        let quoting = azure_core::Error::with_message(
+            ErrorKind::DataConversion,
+            r#"invalid type: string "eyJ0eXAiOiJKV1Qi.eyJhdWQiOiJ4In0.c2ln", expected u64"#,
+        );
+        assert_eq!(useful_line(&quoting), "<token>");
         let long = azure_core::Error::with_message(ErrorKind::Other, "x".repeat(1000));
         assert_eq!(useful_line(&long).chars().count(), MAX_MESSAGE + 1);
     }

@@ -75,7 +75,7 @@ pub enum SecretError {
         user: String,
     },
     #[error(
-        "not signed in to Azure ({credential}): {message}; run `az login`, or use --azure-auth workload|service-principal|managed"
+        "not signed in to Azure ({credential}): {message}; {}", sign_in_hint(.credential)
     )]
     NotSignedIn { credential: String, message: String },
     #[error(
@@ -94,6 +94,18 @@ pub enum SecretError {
         secret: String,
         message: String,
     },
+}
+
+/// What to do when a credential could not sign in.
+fn sign_in_hint(credential: &str) -> &'static str {
+    match credential {
+        "Azure CLI" => "sign in with `az login`, or pick another way with --azure-auth",
+        "workload identity" => {
+            "check the pod's service account federation (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE)"
+        }
+        "service principal" => "check AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID",
+        _ => "check the identity assigned to this machine, or pick another way with --azure-auth",
+    }
 }
 
 /// A password and where it came from.

@@ -73,7 +73,10 @@ pub struct RecordedRequest {
 
 impl RecordedRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn path(&self) -> &str {
@@ -88,7 +91,10 @@ impl RecordedRequest {
     pub fn contains(&self, text: &str) -> bool {
         self.target.contains(text)
             || self.body.contains(text)
-            || self.headers.iter().any(|(n, v)| n.contains(text) || v.contains(text))
+            || self
+                .headers
+                .iter()
+                .any(|(n, v)| n.contains(text) || v.contains(text))
     }
 }
 
@@ -128,7 +134,10 @@ impl FakeKeyVault {
         let state = Arc::new(Mutex::new(State {
             vault: vault.to_string(),
             accepted_tokens: HashSet::from([AZ_TOKEN.to_string()]),
-            tunnel_hosts: HashSet::from([format!("{vault}.vault.azure.net:443"), "login.microsoftonline.com:443".into()]),
+            tunnel_hosts: HashSet::from([
+                format!("{vault}.vault.azure.net:443"),
+                "login.microsoftonline.com:443".into(),
+            ]),
             ..State::default()
         }));
         let bind = || {
@@ -151,18 +160,32 @@ impl FakeKeyVault {
         runtime.spawn(serve_http(http_listener, state.clone()));
         runtime.spawn(serve_proxy(proxy_listener, https_port, state.clone()));
 
-        let fake = FakeKeyVault { state, dir, proxy_port, https_port, http_port, runtime: Some(runtime) };
+        let fake = FakeKeyVault {
+            state,
+            dir,
+            proxy_port,
+            https_port,
+            http_port,
+            runtime: Some(runtime),
+        };
         fake.set_az(AzLogin::SignedIn);
         fake
     }
 
     /// `https://{vault}.vault.azure.net/`, what settings make of `--vault {vault}`.
     pub fn vault_url(&self) -> String {
-        format!("https://{}.vault.azure.net/", self.state.lock().unwrap().vault)
+        format!(
+            "https://{}.vault.azure.net/",
+            self.state.lock().unwrap().vault
+        )
     }
 
     pub fn add_secret(&self, name: &str, value: &str) {
-        self.state.lock().unwrap().secrets.insert(name.into(), value.into());
+        self.state
+            .lock()
+            .unwrap()
+            .secrets
+            .insert(name.into(), value.into());
     }
 
     /// The signed-in identity may not read this secret (403), whether or not it exists.
@@ -172,12 +195,20 @@ impl FakeKeyVault {
 
     /// A service principal the token endpoint knows.
     pub fn add_service_principal(&self, client_id: &str, client_secret: &str) {
-        self.state.lock().unwrap().client_secrets.insert(client_id.into(), client_secret.into());
+        self.state
+            .lock()
+            .unwrap()
+            .client_secrets
+            .insert(client_id.into(), client_secret.into());
     }
 
     /// A workload identity: the token endpoint accepts this Kubernetes token as the client's assertion.
     pub fn add_workload_identity(&self, client_id: &str, service_account_token: &str) {
-        self.state.lock().unwrap().federated_tokens.insert(client_id.into(), service_account_token.into());
+        self.state
+            .lock()
+            .unwrap()
+            .federated_tokens
+            .insert(client_id.into(), service_account_token.into());
     }
 
     /// Turns on the managed identity endpoint; see [`FakeKeyVault::managed_identity_env`].
@@ -187,9 +218,18 @@ impl FakeKeyVault {
 
     /// The environment of an App Service with a managed identity, pointing at the fake.
     pub fn managed_identity_env(&self) -> Vec<(String, String)> {
-        let header = self.state.lock().unwrap().identity_header.clone().expect("enable_managed_identity first");
+        let header = self
+            .state
+            .lock()
+            .unwrap()
+            .identity_header
+            .clone()
+            .expect("enable_managed_identity first");
         vec![
-            ("IDENTITY_ENDPOINT".into(), format!("http://127.0.0.1:{}/msi/token", self.http_port)),
+            (
+                "IDENTITY_ENDPOINT".into(),
+                format!("http://127.0.0.1:{}/msi/token", self.http_port),
+            ),
             ("IDENTITY_HEADER".into(), header),
         ]
     }
@@ -197,7 +237,11 @@ impl FakeKeyVault {
     /// Lets the proxy tunnel another `host:port` to the fake (the certificate also covers
     /// `*.vault.example.com`).
     pub fn tunnel_host(&self, host_port: &str) {
-        self.state.lock().unwrap().tunnel_hosts.insert(host_port.into());
+        self.state
+            .lock()
+            .unwrap()
+            .tunnel_hosts
+            .insert(host_port.into());
     }
 
     /// Rewrites the fake `az`.
@@ -214,12 +258,16 @@ impl FakeKeyVault {
                 log.display()
             )
         } else {
-            format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\ncat <<'EOF'\n{body}\nEOF\n", log.display())
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\ncat <<'EOF'\n{body}\nEOF\n",
+                log.display()
+            )
         };
         let path = self.az_dir().join("az");
         let mut file = std::fs::File::create(&path).expect("write az");
         file.write_all(script.as_bytes()).expect("write az");
-        file.set_permissions(std::fs::Permissions::from_mode(0o755)).expect("chmod az");
+        file.set_permissions(std::fs::Permissions::from_mode(0o755))
+            .expect("chmod az");
     }
 
     /// The directory holding the fake `az`, to put first on `PATH`.
@@ -256,7 +304,10 @@ impl FakeKeyVault {
             ("HTTPS_PROXY".into(), self.proxy_url()),
             ("NO_PROXY".into(), "127.0.0.1,localhost".into()),
             ("SSL_CERT_FILE".into(), self.ca_file().display().to_string()),
-            ("PATH".into(), format!("{}:{base_path}", self.az_dir().display())),
+            (
+                "PATH".into(),
+                format!("{}:{base_path}", self.az_dir().display()),
+            ),
         ]
     }
 
@@ -266,7 +317,10 @@ impl FakeKeyVault {
 
     /// The requests to the vault itself (not the token endpoints).
     pub fn vault_requests(&self) -> Vec<RecordedRequest> {
-        self.requests().into_iter().filter(|r| r.path().starts_with("/secrets/")).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path().starts_with("/secrets/"))
+            .collect()
     }
 
     /// The `host:port` of each CONNECT the proxy received, tunnelled or not.
@@ -288,7 +342,10 @@ impl Drop for FakeKeyVault {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
 }
 
 /// `az account get-access-token -o json`, as Azure CLI 2.54+ prints it.
@@ -307,13 +364,19 @@ fn token_json(token: &str) -> String {
 
 fn tls_config() -> (rustls::ServerConfig, String) {
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
     };
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.distinguished_name.push(DnType::CommonName, "fake key vault test CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "fake key vault test CA");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
     let issuer = Issuer::new(ca, ca_key);
 
@@ -324,8 +387,13 @@ fn tls_config() -> (rustls::ServerConfig, String) {
         "*.vault.example.com".to_string(),
     ])
     .expect("server params");
-    server.distinguished_name.push(DnType::CommonName, "*.vault.azure.net");
-    server.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "*.vault.azure.net");
+    server.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let cert = server.signed_by(&key, &issuer).expect("server certificate");
 
@@ -343,17 +411,27 @@ fn tls_config() -> (rustls::ServerConfig, String) {
     (config, ca_cert.pem())
 }
 
-async fn serve_https(listener: std::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor, state: Arc<Mutex<State>>) {
+async fn serve_https(
+    listener: std::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: Arc<Mutex<State>>,
+) {
     let listener = TcpListener::from_std(listener).expect("listener");
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let acceptor = acceptor.clone();
         let state = state.clone();
         tokio::spawn(async move {
             // A client that does not trust the CA hangs up here; that is its business.
-            let Ok(tls) = acceptor.accept(stream).await else { return };
+            let Ok(tls) = acceptor.accept(stream).await else {
+                return;
+            };
             let service = service_fn(move |req| handle(req, state.clone()));
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
         });
     }
 }
@@ -361,11 +439,15 @@ async fn serve_https(listener: std::net::TcpListener, acceptor: tokio_rustls::Tl
 async fn serve_http(listener: std::net::TcpListener, state: Arc<Mutex<State>>) {
     let listener = TcpListener::from_std(listener).expect("listener");
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let state = state.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(req, state.clone()));
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
@@ -374,7 +456,9 @@ async fn serve_http(listener: std::net::TcpListener, state: Arc<Mutex<State>>) {
 async fn serve_proxy(listener: std::net::TcpListener, https_port: u16, state: Arc<Mutex<State>>) {
     let listener = TcpListener::from_std(listener).expect("listener");
     loop {
-        let Ok((mut client, _)) = listener.accept().await else { continue };
+        let Ok((mut client, _)) = listener.accept().await else {
+            continue;
+        };
         let state = state.clone();
         tokio::spawn(async move {
             let mut head = Vec::new();
@@ -388,10 +472,17 @@ async fn serve_proxy(listener: std::net::TcpListener, https_port: u16, state: Ar
                     return;
                 }
             }
-            let end = head.windows(4).position(|w| w == b"\r\n\r\n").expect("end of head") + 4;
+            let end = head
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .expect("end of head")
+                + 4;
             let text = String::from_utf8_lossy(&head[..end]).to_string();
             let mut words = text.lines().next().unwrap_or_default().split_whitespace();
-            let (method, target) = (words.next().unwrap_or_default(), words.next().unwrap_or_default().to_string());
+            let (method, target) = (
+                words.next().unwrap_or_default(),
+                words.next().unwrap_or_default().to_string(),
+            );
             if method != "CONNECT" {
                 let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
                 return;
@@ -405,8 +496,14 @@ async fn serve_proxy(listener: std::net::TcpListener, https_port: u16, state: Ar
                 let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
                 return;
             }
-            let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", https_port)).await else { return };
-            if client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await.is_err() {
+            let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", https_port)).await else {
+                return;
+            };
+            if client
+                .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                .await
+                .is_err()
+            {
                 return;
             }
             if upstream.write_all(&head[end..]).await.is_err() {
@@ -428,9 +525,16 @@ fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
         .expect("response")
 }
 
-async fn handle(req: Request<Incoming>, state: Arc<Mutex<State>>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<Mutex<State>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let mut recorded = RecordedRequest {
         method: parts.method.to_string(),
         host: parts
@@ -439,11 +543,20 @@ async fn handle(req: Request<Incoming>, state: Arc<Mutex<State>>) -> Result<Resp
             .and_then(|h| h.to_str().ok())
             .map(|h| h.rsplit_once(':').map_or(h, |(host, _)| host).to_string())
             .unwrap_or_default(),
-        target: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
         headers: parts
             .headers
             .iter()
-            .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).to_string()))
+            .map(|(n, v)| {
+                (
+                    n.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).to_string(),
+                )
+            })
             .collect(),
         body: String::from_utf8_lossy(&body).to_string(),
         status: 0,
@@ -460,7 +573,10 @@ async fn handle(req: Request<Incoming>, state: Arc<Mutex<State>>) -> Result<Resp
 
 fn route(req: &RecordedRequest, state: &mut State) -> Response<Full<Bytes>> {
     let path = req.path();
-    if req.method == "POST" && req.host == "login.microsoftonline.com" && path.ends_with("/oauth2/v2.0/token") {
+    if req.method == "POST"
+        && req.host == "login.microsoftonline.com"
+        && path.ends_with("/oauth2/v2.0/token")
+    {
         return token_endpoint(req, state);
     }
     if req.method == "GET" && path == "/msi/token" {
@@ -479,16 +595,20 @@ fn route(req: &RecordedRequest, state: &mut State) -> Response<Full<Bytes>> {
 }
 
 fn get_secret(req: &RecordedRequest, state: &mut State, name: &str) -> Response<Full<Bytes>> {
-    let api_version = req
-        .query()
-        .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "api-version").map(|(_, v)| v.to_string()));
+    let api_version = req.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "api-version")
+            .map(|(_, v)| v.to_string())
+    });
     if api_version.is_none() {
         return json(
             StatusCode::BAD_REQUEST,
             serde_json::json!({"error": {"code": "BadParameter", "message": "The request URI contains an invalid or missing API version parameter."}}),
         );
     }
-    let token = req.header("authorization").and_then(|h| h.strip_prefix("Bearer "));
+    let token = req
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer "));
     let authorized = token.is_some_and(|t| state.accepted_tokens.contains(t));
     if !authorized {
         let message = if token.is_none() {
@@ -496,9 +616,16 @@ fn get_secret(req: &RecordedRequest, state: &mut State, name: &str) -> Response<
         } else {
             "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/."
         };
-        let mut response = json(StatusCode::UNAUTHORIZED, serde_json::json!({"error": {"code": "Unauthorized", "message": message}}));
-        let challenge = format!(r#"Bearer authorization="https://login.microsoftonline.com/{TENANT_ID}", resource="{RESOURCE}""#);
-        response.headers_mut().insert("www-authenticate", challenge.parse().expect("header"));
+        let mut response = json(
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({"error": {"code": "Unauthorized", "message": message}}),
+        );
+        let challenge = format!(
+            r#"Bearer authorization="https://login.microsoftonline.com/{TENANT_ID}", resource="{RESOURCE}""#
+        );
+        response
+            .headers_mut()
+            .insert("www-authenticate", challenge.parse().expect("header"));
         return response;
     }
     if state.forbidden.contains(name) {
@@ -546,7 +673,9 @@ fn issue_token(state: &mut State, kind: &str) -> String {
 
 /// Entra ID's v2 token endpoint, client credentials grant: a client secret or a client assertion.
 fn token_endpoint(req: &RecordedRequest, state: &mut State) -> Response<Full<Bytes>> {
-    let form: HashMap<String, String> = form_urlencoded::parse(req.body.as_bytes()).into_owned().collect();
+    let form: HashMap<String, String> = form_urlencoded::parse(req.body.as_bytes())
+        .into_owned()
+        .collect();
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
     let entra_error = |status: StatusCode, error: &str, code: u32, description: &str| {
         let description = format!(
@@ -566,10 +695,20 @@ fn token_endpoint(req: &RecordedRequest, state: &mut State) -> Response<Full<Byt
         )
     };
     if field("grant_type") != "client_credentials" {
-        return entra_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.");
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        );
     }
     if field("scope") != SCOPE {
-        return entra_error(StatusCode::BAD_REQUEST, "invalid_scope", 70011, "The provided value for the input parameter 'scope' is not valid.");
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            70011,
+            "The provided value for the input parameter 'scope' is not valid.",
+        );
     }
     let client_id = field("client_id");
     let kind = if let Some(secret) = form.get("client_secret") {
@@ -578,21 +717,26 @@ fn token_endpoint(req: &RecordedRequest, state: &mut State) -> Response<Full<Byt
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
                 7000215,
-                &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."),
+                &format!(
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                ),
             );
         }
         "service-principal"
     } else {
         let assertion = field("client_assertion");
         let expected = state.federated_tokens.get(client_id);
-        if field("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        if field("client_assertion_type")
+            != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
             || expected.map(String::as_str) != Some(assertion)
         {
             return entra_error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
                 700213,
-                &format!("No matching federated identity record found for presented assertion subject for app '{client_id}'."),
+                &format!(
+                    "No matching federated identity record found for presented assertion subject for app '{client_id}'."
+                ),
             );
         }
         "workload"
@@ -607,10 +751,16 @@ fn token_endpoint(req: &RecordedRequest, state: &mut State) -> Response<Full<Byt
 /// App Service's managed identity endpoint (api-version 2019-08-01).
 fn managed_identity_endpoint(req: &RecordedRequest, state: &mut State) -> Response<Full<Bytes>> {
     let query: HashMap<String, String> =
-        form_urlencoded::parse(req.query().unwrap_or_default().as_bytes()).into_owned().collect();
-    let header_ok = state.identity_header.is_some() && req.header("x-identity-header") == state.identity_header.as_deref();
+        form_urlencoded::parse(req.query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let header_ok = state.identity_header.is_some()
+        && req.header("x-identity-header") == state.identity_header.as_deref();
     if !header_ok || query.get("resource").map(String::as_str) != Some(RESOURCE) {
-        return json(StatusCode::BAD_REQUEST, serde_json::json!({"statusCode": 400, "message": "invalid request"}));
+        return json(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"statusCode": 400, "message": "invalid request"}),
+        );
     }
     let token = issue_token(state, "managed-identity");
     json(
