@@ -51,7 +51,8 @@ knex bench_template "$catalog" knex_migrations migrate:latest >/dev/null
 knex bench_template "$scheduler" backstage_backend_tasks__knex_migrations migrate:latest >/dev/null
 ids=(catalog scaffolder auth search techdocs app proxy kubernetes permission notifications signals user-settings devtools todo linguist explore)
 for i in $(seq 0 $((plugins - 1))); do
-  id=${ids[$((i % ${#ids[@]}))]}$([ "$i" -ge ${#ids[@]} ] && echo "$i")
+  id=${ids[$((i % ${#ids[@]}))]}
+  if [ "$i" -ge ${#ids[@]} ]; then id="$id$i"; fi
   psql_bench "CREATE DATABASE \"backstage_plugin_$id\" TEMPLATE bench_template"
 done
 
