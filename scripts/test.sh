@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-machine.sh
 # One PostgreSQL cluster per test binary is shared by its tests; keep test threads modest on 2 cores.
-exec cargo test --locked --workspace "$@"
+exec cargo test --locked --workspace --no-fail-fast "$@"

@@ -581,7 +581,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "not signed in to Azure (service principal): AZURE_CLIENT_SECRET and AZURE_TENANT_ID are not set; \
-             run `az login`, or use --azure-auth workload|service-principal|managed"
+             check AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID"
         );
         let err = build_credential(
             CredentialKind::Workload,
