@@ -218,6 +218,11 @@ pub enum DbCommand {
     Status(DbStatusArgs),
     /// The current migration version of a plugin, as `knex migrate:currentVersion` computes it
     CurrentVersion(DbCurrentVersionArgs),
+    /// What deploying another version means for the databases: migrations that will run at start-up,
+    /// and those that must be rolled back first, with the commands (exit 1 when a rollback is needed)
+    Plan(DbPlanArgs),
+    /// Undo completed migrations with Knex, running the newer code's down() functions
+    Rollback(DbRollbackArgs),
     /// Release a Knex migration lock (refused while a backend pod is starting, unless --force)
     Unlock(DbUnlockArgs),
     /// An interactive psql on a plugin's database; arguments after `--` go to psql
@@ -229,10 +234,68 @@ pub struct DbStatusArgs {
     /// Only these plugins (repeatable)
     #[arg(long = "plugin", value_name = "ID")]
     pub plugins: Vec<String>,
-    /// Where the expected migration files come from: a node_modules tree or one migrations folder (with
-    /// --plugin); without it, only what the database holds is shown
-    #[arg(long, value_name = "DIR")]
+    /// Where the expected migration files come from: `pod` (a running Backstage pod's image; the
+    /// default when a cluster is reachable), `pod:NAME`, or a DIR (a node_modules tree, or one migrations
+    /// folder with one --plugin)
+    #[arg(long, value_name = "SOURCE")]
+    pub source: Option<String>,
+    /// Read the files from this pod (same as --source pod:NAME)
+    #[arg(long, value_name = "NAME", conflicts_with = "source")]
+    pub pod: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DbPlanArgs {
+    /// The version to move to: a DIR (a checkout or node_modules of that version) or pod:NAME (e.g. a
+    /// pull-request image running in a sandbox)
+    #[arg(long, value_name = "SOURCE")]
+    pub to: String,
+    /// Only these plugins (repeatable)
+    #[arg(long = "plugin", value_name = "ID")]
+    pub plugins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Runner {
+    /// Knex in a running pod of the newer version (over pod exec)
+    Pod,
+    /// Knex from a local checkout (--source DIR) with local node
+    Local,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["migration", "last_batch", "to"])))]
+pub struct DbRollbackArgs {
+    /// The plugin id, e.g. catalog
+    #[arg(long, value_name = "ID")]
+    pub plugin: String,
+    /// Undo this one completed migration, as `knex migrate:down NAME` (the .js may be left off)
+    #[arg(long, value_name = "NAME")]
+    pub migration: Option<String>,
+    /// Undo the most recent batch, most recently applied first, as `knex migrate:rollback`
+    #[arg(long)]
+    pub last_batch: bool,
+    /// Undo every migration applied after NAME, most recent first; NAME stays applied
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+    /// The migration table (default: knex_migrations)
+    #[arg(long, value_name = "TABLE")]
+    pub table: Option<String>,
+    /// Where Knex runs with the newer code
+    #[arg(long, value_enum, default_value_t = Runner::Pod)]
+    pub runner: Runner,
+    /// With --runner local: the newer version's checkout (its node_modules must have knex)
+    #[arg(long, value_name = "DIR", required_if_eq("runner", "local"))]
     pub source: Option<PathBuf>,
+    /// With --runner pod: the pod to run in (default: the newest running, ready Backstage pod)
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+    /// Do not ask before changing the database
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Only print the plan
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -150,6 +150,8 @@ fn run_db(
         DbCommand::CurrentVersion(a) => (vec![&a.plugin], a.table.as_ref()),
         DbCommand::Unlock(a) => (vec![&a.plugin], a.table.as_ref()),
         DbCommand::Psql(a) => (vec![&a.plugin], None),
+        DbCommand::Plan(a) => (a.plugins.iter().collect(), None),
+        DbCommand::Rollback(a) => (vec![&a.plugin], a.table.as_ref()),
     };
     for plugin in plugins {
         validate_plugin_id(plugin).map_err(Error::Usage)?;
@@ -157,14 +159,32 @@ fn run_db(
     if let Some(table) = table {
         validate_table_name(table).map_err(Error::Usage)?;
     }
-    if let DbCommand::Status(a) = &args.command
-        && let Some(source) = &a.source
-        && !source.is_dir()
-    {
-        return Err(Error::Usage(format!(
-            "--source {}: not a folder",
-            source.display()
-        )));
+    let check_dir = |source: &knex::source::SourceSpec| match source {
+        knex::source::SourceSpec::Dir(path) if !path.is_dir() => Err(Error::Usage(format!(
+            "{}: not a folder (a source is pod, pod:NAME or a folder)",
+            path.display()
+        ))),
+        _ => Ok(()),
+    };
+    let status_source = match &args.command {
+        DbCommand::Status(a) => match (&a.source, &a.pod) {
+            (Some(s), _) => Some(knex::source::SourceSpec::parse(s)),
+            (None, Some(pod)) => Some(knex::source::SourceSpec::Pod(Some(pod.clone()))),
+            (None, None) => None,
+        },
+        DbCommand::Plan(a) => Some(knex::source::SourceSpec::parse(&a.to)),
+        DbCommand::Rollback(a) => Some(match a.runner {
+            cli::Runner::Pod => knex::source::SourceSpec::Pod(a.pod.clone()),
+            cli::Runner::Local => knex::source::SourceSpec::Dir(
+                a.source
+                    .clone()
+                    .expect("clap requires --source with --runner local"),
+            ),
+        }),
+        _ => None,
+    };
+    if let Some(spec) = &status_source {
+        check_dir(spec)?;
     }
     let db_settings = DbSettings::resolve(
         &args.connection,
@@ -177,16 +197,56 @@ fn run_db(
         let outcome = match &args.command {
             DbCommand::List => db::list::run(&databases, style).await?,
             DbCommand::Status(a) => {
-                let source = a
-                    .source
-                    .clone()
-                    .map(|path| knex::source::LocalSource::new(path, &a.plugins, None));
-                db::status::run(
-                    &databases,
+                let source = match &status_source {
+                    Some(spec) => Some(
+                        knex::source::load(
+                            spec,
+                            Cluster::connect(&settings.cluster).await.as_ref(),
+                            &a.plugins,
+                            None,
+                        )
+                        .await
+                        .map_err(db::DbCommandError::from)?,
+                    ),
+                    // By default, the running pod's files when a cluster is reachable.
+                    None => default_source(settings, &a.plugins).await,
+                };
+                db::status::run(&databases, &a.plugins, source.as_ref(), style).await?
+            }
+            DbCommand::Plan(a) => {
+                let spec = status_source.as_ref().expect("plan has --to");
+                let target = knex::source::load(
+                    spec,
+                    Cluster::connect(&settings.cluster).await.as_ref(),
                     &a.plugins,
-                    source
-                        .as_ref()
-                        .map(|s| s as &dyn knex::source::MigrationSource),
+                    None,
+                )
+                .await
+                .map_err(db::DbCommandError::from)?;
+                db::plan::run(&databases, &a.plugins, &target, style).await?
+            }
+            DbCommand::Rollback(a) => {
+                let target = match (&a.migration, a.last_batch, &a.to) {
+                    (Some(name), _, _) => knex::model::RollbackTarget::Down(Some(name.clone())),
+                    (None, true, _) => knex::model::RollbackTarget::LastBatch,
+                    (None, false, Some(name)) => knex::model::RollbackTarget::To(name.clone()),
+                    (None, false, None) => unreachable!("clap requires one of them"),
+                };
+                let request = db::rollback::RollbackRequest {
+                    plugin: &a.plugin,
+                    table: a
+                        .table
+                        .as_deref()
+                        .unwrap_or(knex::model::DEFAULT_MIGRATION_TABLE),
+                    target,
+                    runner: status_source.clone().expect("rollback has a runner"),
+                    dry_run: a.dry_run,
+                    yes: a.yes,
+                };
+                db::rollback::run(
+                    &databases,
+                    &request,
+                    Cluster::connect(&settings.cluster).await,
                     style,
                 )
                 .await?
@@ -217,6 +277,37 @@ fn run_db(
         };
         Ok(outcome)
     })
+}
+
+/// `db status` without `--source`: the running pod's files when a cluster is reachable, else none
+/// (with a note on stderr when the cluster was there but the pod could not be read).
+async fn default_source(
+    settings: &Settings,
+    plugins: &[String],
+) -> Option<knex::source::LoadedSource> {
+    let cluster = match Cluster::connect(&settings.cluster).await {
+        Ok(cluster) => cluster,
+        Err(e) => {
+            tracing::info!(error = %e, "no cluster; showing what the databases hold");
+            return None;
+        }
+    };
+    match knex::source::load(
+        &knex::source::SourceSpec::Pod(None),
+        Ok(&cluster),
+        plugins,
+        None,
+    )
+    .await
+    {
+        Ok(source) => Some(source),
+        Err(e) => {
+            eprintln!(
+                "note: not comparing with the running pod's files ({e}); showing what the databases hold"
+            );
+            None
+        }
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {

@@ -950,3 +950,526 @@ fn password_from_key_vault_through_the_azure_sdk() {
         "error: Key Vault https://sbox-intsvc.vault.azure.net/ refused access to secret \"backstage-psqldb-password\" (403): give the signed-in identity `get` permission on secrets"
     );
 }
+
+// ---- db plan and db rollback -------------------------------------------------------------------
+
+/// The last migration catalog-backend 3.8.0 has (4.0.0 adds two after it).
+const OLDER_LAST: &str = "20260609000000_drop_search_entity_id_idx.js";
+
+/// Everything a migration can change, for comparing our rollback with knex's: tables, columns,
+/// indexes, table and column storage options, and the Knex tables' rows.
+fn schema_state(database: &str) -> String {
+    let mut client = pg().client(database);
+    let mut out = snapshot(database);
+    let queries = [
+        "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '') FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1",
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1",
+        "SELECT c.relname || ' ' || coalesce(array_to_string(c.reloptions, ','), '') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' ORDER BY 1",
+        "SELECT c.relname || '.' || a.attname || ' ' || array_to_string(a.attoptions, ',') FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND a.attoptions IS NOT NULL ORDER BY 1",
+    ];
+    for sql in queries {
+        for row in client.query(sql, &[]).unwrap() {
+            out.push_str(&row.get::<_, String>(0));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A folder standing for a container's filesystem (or a local checkout): `node_modules` with the real
+/// knex and pg, the catalog at `catalog`'s version and backend-defaults.
+fn checkout(dir: &Path, name: &str, catalog: Package) -> PathBuf {
+    let root = dir.join(name);
+    let modules = root.join("node_modules");
+    std::fs::create_dir_all(modules.join("@backstage")).unwrap();
+    for package in ["knex", "pg"] {
+        std::os::unix::fs::symlink(
+            KnexRig::get().node_modules().join(package),
+            modules.join(package),
+        )
+        .unwrap();
+    }
+    for package in [catalog, BACKEND_DEFAULTS] {
+        std::os::unix::fs::symlink(
+            KnexRig::get().package_dir(package),
+            modules.join(package.name),
+        )
+        .unwrap();
+    }
+    root
+}
+
+/// A fake API server whose two ready Backstage pods run the newer image, with a `node` on their PATH
+/// that records its arguments.
+fn newer_pods(plugins: &Plugins) -> (rig::Rig, PathBuf) {
+    let cluster = rig::Rig::incident();
+    let root = checkout(plugins.dir.path(), "pod-root", CATALOG_NEWER);
+    let bin = plugins.dir.path().join("pod-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = plugins.dir.path().join("node-args.log");
+    std::fs::write(
+        bin.join("node"),
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" >> '{}'\nexec '{}' \"$@\"\n",
+            record.display(),
+            which("node").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("node"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    for pod in ["backstage-6c9f8d7b54-k4m2x", "backstage-6c9f8d7b54-q8zvn"] {
+        cluster.server.set_pod_root(pod, &root);
+        cluster.server.set_pod_env(pod, "PATH", &path);
+    }
+    (cluster, record)
+}
+
+#[test]
+fn downgrade_story_plan_then_rollback_in_the_newer_pod_matches_knex_down() {
+    let (_, newer) = templates();
+    let mut plugins = Plugins::new();
+    let catalog = plugins.create("catalog", Some(newer));
+    let reference = plugins.create("reference", Some(newer));
+    let (cluster, node_args) = newer_pods(&plugins);
+    let kubeconfig = cluster.kubeconfig.clone();
+    let with_cluster = || {
+        let mut cmd = plugins.db();
+        cmd.env("KUBECONFIG", &kubeconfig);
+        cmd
+    };
+
+    // The running pod's image is the newer version: in sync. Without --source the pod is the default.
+    for args in [
+        vec!["status", "--pod", "backstage-6c9f8d7b54-k4m2x"],
+        vec!["status"],
+    ] {
+        let status = json_out(with_cluster().args(&args).args(["--plugin", "catalog"]), 0);
+        assert!(
+            status["source"]
+                .as_str()
+                .unwrap()
+                .starts_with("pod:backstage-6c9f8d7b54-"),
+            "{}",
+            status["source"]
+        );
+        let t = table_of(&status, "catalog", "knex_migrations");
+        assert_eq!(
+            (names(&t["pending"]).len(), names(&t["missing"]).len()),
+            (0, 0),
+            "{t}"
+        );
+        assert_eq!(
+            t["filesFrom"],
+            format!(
+                "{}@{}/migrations",
+                CATALOG_NEWER.name, CATALOG_NEWER.version
+            )
+        );
+    }
+    // A crash-looping pod cannot be exec'd into.
+    let (code, _, err) = run(with_cluster().args(["status", "--pod", "backstage-7d9f6b5c8-x2x7p"]));
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        "error: cannot exec into pod backstage-7d9f6b5c8-x2x7p: container backstage is CrashLoopBackOff (a crash-looping container cannot run commands); pick a running pod with --pod NAME, or use --source DIR\n"
+    );
+
+    // The plan to go back to the older version: exactly the two added migrations, newest first.
+    let older = checkout(plugins.dir.path(), "older", CATALOG_OLDER);
+    let plan = json_out(
+        with_cluster().args([
+            "plan",
+            "--to",
+            older.to_str().unwrap(),
+            "--plugin",
+            "catalog",
+        ]),
+        1,
+    );
+    assert_eq!(plan["rollbackNeeded"], true);
+    let tables = plan["databases"][0]["tables"].as_array().unwrap();
+    let knex_table = tables
+        .iter()
+        .find(|t| t["table"] == "knex_migrations")
+        .unwrap();
+    assert_eq!(
+        names(&knex_table["rollback"]),
+        [CATALOG_ADDED[1], CATALOG_ADDED[0]]
+    );
+    assert_eq!(names(&knex_table["upgrade"]), Vec::<String>::new());
+    assert_eq!(
+        names(&knex_table["commands"]),
+        [format!(
+            "kubectl backstage db rollback --plugin catalog --to {OLDER_LAST}"
+        )]
+    );
+    let sched = tables
+        .iter()
+        .find(|t| t["table"] == SCHEDULER_TABLE)
+        .unwrap();
+    assert_eq!(
+        (
+            names(&sched["rollback"]).len(),
+            names(&sched["upgrade"]).len()
+        ),
+        (0, 0)
+    );
+    let (_, text, _) = run(with_cluster().args(["plan", "--to", older.to_str().unwrap()]));
+    assert!(
+        text.contains("must run with") || text.contains("with the current (newer) code"),
+        "{text}"
+    );
+
+    // Dry run and a missing --yes change nothing.
+    let before = schema_state(&catalog);
+    let (code, out, _) = run(with_cluster().args([
+        "rollback",
+        "--plugin",
+        "catalog",
+        "--to",
+        "20260609000000_drop_search_entity_id_idx",
+        "--dry-run",
+    ]));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!(
+            "  1. {}\n  2. {}\n",
+            CATALOG_ADDED[1], CATALOG_ADDED[0]
+        )),
+        "{out}"
+    );
+    assert!(out.contains("Dry run: nothing was changed."));
+    let (code, _, err) =
+        run(with_cluster().args(["rollback", "--plugin", "catalog", "--to", OLDER_LAST]));
+    assert_eq!(code, 2);
+    assert!(err.contains("stdin is not a terminal; pass --yes"), "{err}");
+    assert_eq!(schema_state(&catalog), before);
+
+    // The rollback, through Knex in the newer pod.
+    let (code, out, err) = run(with_cluster().args([
+        "rollback",
+        "--plugin",
+        "catalog",
+        "--to",
+        OLDER_LAST,
+        "--pod",
+        "backstage-6c9f8d7b54-k4m2x",
+        "--yes",
+    ]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(&format!(
+            "Rolled back: {}, {}\n",
+            CATALOG_ADDED[1], CATALOG_ADDED[0]
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("Status now (against pod:backstage-6c9f8d7b54-k4m2x)"),
+        "{out}"
+    );
+
+    // The same state as the real `knex migrate:down` leaves, one migration after the other.
+    let newer_files = knex_target(&reference, CATALOG_NEWER, "migrations", "knex_migrations");
+    for name in [CATALOG_ADDED[1], CATALOG_ADDED[0]] {
+        let down = knex(&newer_files, &["migrate:down", name]);
+        assert_eq!(down.code, 0, "{}", down.stderr);
+    }
+    assert_eq!(
+        schema_state(&catalog).replace(&catalog, "DB"),
+        schema_state(&reference).replace(&reference, "DB")
+    );
+    // And the older version now starts clean.
+    let older_files = knex_target(&catalog, CATALOG_OLDER, "migrations", "knex_migrations");
+    let latest = knex(&older_files, &["migrate:latest"]);
+    assert_eq!(latest.code, 0, "{}", latest.stderr);
+    assert!(
+        latest.stdout.contains("Already up to date"),
+        "{}",
+        latest.stdout
+    );
+
+    // The password travelled on stdin only: not in node's arguments, not in any API request.
+    let args = std::fs::read_to_string(&node_args).unwrap();
+    assert!(
+        args.contains("knex.migrate.down"),
+        "the runner ran in the pod: {args}"
+    );
+    assert!(!args.contains(SENTINEL));
+    assert!(
+        cluster
+            .server
+            .requests()
+            .iter()
+            .all(|r| !r.query.contains(SENTINEL) && !r.path.contains(SENTINEL))
+    );
+}
+
+#[test]
+fn last_batch_with_the_local_runner_matches_knex_rollback() {
+    let (older, _) = templates();
+    let mut plugins = Plugins::new();
+    let catalog = plugins.create("catalog", Some(older));
+    let reference = plugins.create("reference", Some(older));
+    for db in [&catalog, &reference] {
+        latest(db, CATALOG_NEWER, "migrations", "knex_migrations");
+    }
+    let newer = checkout(plugins.dir.path(), "newer", CATALOG_NEWER);
+    let (code, out, err) = run(plugins.db().args([
+        "rollback",
+        "--plugin",
+        "catalog",
+        "--last-batch",
+        "--runner",
+        "local",
+        "--source",
+        newer.to_str().unwrap(),
+        "--yes",
+    ]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("warning: no cluster to check for starting pods"),
+        "{err}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Rolled back: {}, {}\n",
+            CATALOG_ADDED[1], CATALOG_ADDED[0]
+        )),
+        "{out}"
+    );
+    let rollback = knex(
+        &knex_target(&reference, CATALOG_NEWER, "migrations", "knex_migrations"),
+        &["migrate:rollback"],
+    );
+    assert_eq!(rollback.code, 0, "{}", rollback.stderr);
+    assert_eq!(
+        schema_state(&catalog).replace(&catalog, "DB"),
+        schema_state(&reference).replace(&reference, "DB")
+    );
+
+    // One named migration, `.js` left off, as `knex migrate:down NAME`.
+    let (code, _, err) = run(plugins.db().args([
+        "rollback",
+        "--plugin",
+        "catalog",
+        "--migration",
+        &OLDER_LAST.replace(".js", ""),
+        "--runner",
+        "local",
+        "--source",
+        newer.to_str().unwrap(),
+        "--yes",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let down = knex(
+        &knex_target(&reference, CATALOG_NEWER, "migrations", "knex_migrations"),
+        &["migrate:down", OLDER_LAST],
+    );
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert_eq!(
+        schema_state(&catalog).replace(&catalog, "DB"),
+        schema_state(&reference).replace(&reference, "DB")
+    );
+}
+
+#[test]
+fn rollback_refusals_change_nothing() {
+    let (_, newer) = templates();
+    let mut plugins = Plugins::new();
+    let catalog = plugins.create("catalog", Some(newer));
+    let newer_dir = checkout(plugins.dir.path(), "newer", CATALOG_NEWER);
+    let older_dir = checkout(plugins.dir.path(), "older", CATALOG_OLDER);
+    let local = |dir: &Path| {
+        vec![
+            "--runner".to_string(),
+            "local".into(),
+            "--source".into(),
+            dir.display().to_string(),
+            "--yes".into(),
+        ]
+    };
+    let before = schema_state(&catalog);
+    let refuse = |cmd: &mut assert_cmd::Command, want: &str| {
+        let (code, out, err) = run(cmd);
+        assert_eq!(code, 2, "{out}\n{err}");
+        let line = err.lines().last().unwrap_or_default().to_string();
+        assert!(line.starts_with(want), "{line}");
+        assert_eq!(
+            schema_state(&catalog),
+            before,
+            "nothing changed after: {line}"
+        );
+    };
+
+    pg().execute(&catalog, "UPDATE knex_migrations_lock SET is_locked = 1")
+        .unwrap();
+    let locked_before = schema_state(&catalog);
+    let (code, _, err) = run(plugins
+        .db()
+        .args(["rollback", "--plugin", "catalog", "--last-batch"])
+        .args(local(&newer_dir)));
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with(
+            "error: the migration lock of plugin catalog table knex_migrations is held"
+        ),
+        "{err}"
+    );
+    assert_eq!(schema_state(&catalog), locked_before);
+    pg().execute(&catalog, "UPDATE knex_migrations_lock SET is_locked = 0")
+        .unwrap();
+
+    refuse(
+        plugins
+            .db()
+            .args([
+                "rollback",
+                "--plugin",
+                "catalog",
+                "--migration",
+                "20990101000000_never.js",
+            ])
+            .args(local(&newer_dir)),
+        "error: migration \"20990101000000_never.js\" is not completed in",
+    );
+    refuse(
+        plugins
+            .db()
+            .args(["rollback", "--plugin", "catalog", "--to", OLDER_LAST])
+            .args(local(&older_dir)),
+        &format!(
+            "error: files are missing from the runner's source dir:{}: knex would refuse: The migration directory is corrupt",
+            older_dir.display()
+        ),
+    );
+    refuse(
+        plugins
+            .db()
+            .args([
+                "rollback",
+                "--plugin",
+                "catalog",
+                "--table",
+                "incremental_ingestion__knex_migrations",
+                "--last-batch",
+            ])
+            .args(local(&newer_dir)),
+        "error: plugin \"catalog\" has no migration table",
+    );
+
+    // A backend pod starting (maybe migrating with the older code right now).
+    let cluster = rig::Rig::incident();
+    let mut pod = cluster
+        .server
+        .get("Pod", "backstage", "backstage-6c9f8d7b54-k4m2x")
+        .unwrap();
+    pod["status"]["containerStatuses"][0]["ready"] = json!(false);
+    cluster.server.apply(pod);
+    refuse(
+        plugins
+            .db()
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .args(["rollback", "--plugin", "catalog", "--to", OLDER_LAST])
+            .args(local(&newer_dir)),
+        "error: refusing to roll back: pod backstage-6c9f8d7b54-k4m2x in namespace backstage is starting",
+    );
+    // --runner pod without a cluster.
+    refuse(
+        plugins.db().args([
+            "rollback", "--plugin", "catalog", "--to", OLDER_LAST, "--yes",
+        ]),
+        "error: --runner pod needs the cluster",
+    );
+}
+
+#[test]
+fn a_rollback_that_fails_part_way_says_what_was_undone_and_frees_the_lock() {
+    let mut plugins = Plugins::new();
+    let demo = plugins.create("demo", None);
+    // A plugin whose middle migration cannot be undone.
+    let checkout = plugins.dir.path().join("demo-checkout");
+    let package = checkout.join("node_modules/@acme/plugin-demo-backend");
+    std::fs::create_dir_all(package.join("migrations")).unwrap();
+    std::fs::write(
+        package.join("package.json"),
+        r#"{"name":"@acme/plugin-demo-backend","version":"1.0.0"}"#,
+    )
+    .unwrap();
+    for (file, table, down) in [
+        (
+            "20250101000000_a.js",
+            "demo_a",
+            "await knex.schema.dropTable('demo_a');",
+        ),
+        (
+            "20250102000000_b.js",
+            "demo_b",
+            "throw new Error('boom: demo_b cannot be undone');",
+        ),
+        (
+            "20250103000000_c.js",
+            "demo_c",
+            "await knex.schema.dropTable('demo_c');",
+        ),
+    ] {
+        std::fs::write(
+            package.join("migrations").join(file),
+            format!("exports.up = async (knex) => {{ await knex.schema.createTable('{table}', (t) => {{ t.increments('id'); }}); }};\nexports.down = async (knex) => {{ {down} }};\n"),
+        )
+        .unwrap();
+    }
+    for module in ["knex", "pg"] {
+        std::os::unix::fs::symlink(
+            KnexRig::get().node_modules().join(module),
+            checkout.join("node_modules").join(module),
+        )
+        .unwrap();
+    }
+    let mut target = knex_target(&demo, CATALOG_OLDER, "migrations", "knex_migrations");
+    target.migrations_dir = package.join("migrations");
+    assert_eq!(knex(&target, &["migrate:latest"]).code, 0);
+
+    let (code, out, err) = run(plugins.db().args([
+        "rollback",
+        "--plugin",
+        "demo",
+        "--to",
+        "20250101000000_a.js",
+        "--runner",
+        "local",
+        "--source",
+        checkout.to_str().unwrap(),
+        "--yes",
+    ]));
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(out.contains("Rolled back: 20250103000000_c.js\nNOT rolled back (still applied): 20250102000000_b.js\n"), "{out}\n{err}");
+    assert_eq!(
+        err.lines().last().unwrap(),
+        "error: the rollback stopped part-way (boom: demo_b cannot be undone): undone 20250103000000_c.js, not undone 20250102000000_b.js; the lock is released"
+    );
+    let mut client = pg().client(&demo);
+    let rows: Vec<String> = client
+        .query("SELECT name FROM knex_migrations ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows, ["20250101000000_a.js", "20250102000000_b.js"]);
+    let locks: Vec<i32> = client
+        .query("SELECT is_locked FROM knex_migrations_lock", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(locks, [0]);
+    let tables: Vec<String> = client.query("SELECT table_name::text FROM information_schema.tables WHERE table_name LIKE 'demo\\_%' ORDER BY 1", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(tables, ["demo_a", "demo_b"]);
+}

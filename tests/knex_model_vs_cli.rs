@@ -74,6 +74,7 @@ fn source(package: Package, folder: &str) -> MigrationTableSource {
         version: package.version.into(),
         folder: folder.into(),
         listing: rig().listing(package, folder),
+        directory: rig().migrations_dir(package, folder).display().to_string(),
     })
     .unwrap_or_else(|| panic!("{} {folder} is not placed", package.name))
 }

@@ -4,6 +4,9 @@
 
 pub mod model;
 pub mod packages;
+pub mod plan;
+pub mod pod;
+pub mod runner;
 pub mod source;
 
 pub use model::{

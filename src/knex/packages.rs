@@ -99,6 +99,8 @@ pub struct PackageMigrations {
     pub folder: String,
     /// The folder's listing; not only migrations.
     pub listing: Vec<String>,
+    /// Where the folder is, absolute, where the source has it (a local path or a path in the pod).
+    pub directory: String,
 }
 
 /// A migrations folder placed: the migration table it fills, in which plugin databases.
@@ -112,6 +114,8 @@ pub struct MigrationTableSource {
     pub folder: String,
     /// The migration files, in the order Knex runs them.
     pub files: Vec<String>,
+    /// Where the folder is, absolute, where the source has it (for a runner's `directory`).
+    pub directory: String,
 }
 
 impl MigrationTableSource {
@@ -149,6 +153,7 @@ pub fn migration_table_source(found: &PackageMigrations) -> Option<MigrationTabl
         version: found.version.clone(),
         folder: folder.to_string(),
         files,
+        directory: found.directory.clone(),
     })
 }
 
@@ -199,6 +204,7 @@ mod tests {
             version: "1.0.0".into(),
             folder: folder.into(),
             listing: listing.iter().map(|s| s.to_string()).collect(),
+            directory: format!("/app/node_modules/{package}/{folder}"),
         }
     }
 

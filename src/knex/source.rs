@@ -1,7 +1,7 @@
-//! Where the expected migration files come from. A source lists every migrations folder it has, placed
-//! by [`migration_table_source`]; the database side pairs them with the tables it finds.
-//! Today: a local folder (a `node_modules` tree, a package, or one migrations folder). The running pod
-//! is the next source behind the same interface.
+//! Where the expected migration files come from: a local folder (a `node_modules` tree, a package, or
+//! one migrations folder) or the running pod's image ([`super::pod`]). A source lists every migrations
+//! folder it has, placed by [`migration_table_source`]; the database side pairs them with the tables it
+//! finds. The source also says where Knex can be run with those files (for `db rollback`).
 
 use std::path::{Path, PathBuf};
 
@@ -15,14 +15,85 @@ use super::packages::{
 pub enum SourceError {
     #[error("--source {path}: {message}", path = .path.display())]
     Local { path: PathBuf, message: String },
+    #[error(transparent)]
+    Pod(#[from] super::pod::PodSourceError),
+    #[error("reading migration files from a pod needs the cluster: {0}")]
+    NoCluster(String),
 }
 
-/// Migration files of one version of Backstage.
-pub trait MigrationSource {
-    /// How the source is named in reports (`dir:/path`).
-    fn describe(&self) -> String;
-    /// Every migrations folder of the source, placed.
-    fn tables(&self) -> Result<Vec<MigrationTableSource>, SourceError>;
+/// Which source a flag names: `pod`, `pod:NAME`, or a folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    Pod(Option<String>),
+    Dir(PathBuf),
+}
+
+impl SourceSpec {
+    pub fn parse(text: &str) -> SourceSpec {
+        match text {
+            "pod" => SourceSpec::Pod(None),
+            _ => match text.strip_prefix("pod:") {
+                Some(name) => SourceSpec::Pod(Some(name.to_string())),
+                None => SourceSpec::Dir(PathBuf::from(text)),
+            },
+        }
+    }
+}
+
+/// Where a source's files are, so that Knex can be run next to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourcePlace {
+    /// A local folder whose `node_modules` has knex; Knex runs with this working directory.
+    Local { cwd: PathBuf },
+    /// A container whose working directory has knex in `node_modules`.
+    Pod {
+        pod: String,
+        container: String,
+        cwd: String,
+    },
+}
+
+/// The migration files of one version of Backstage, and where they are.
+#[derive(Debug)]
+pub struct LoadedSource {
+    /// `dir:/path` or `pod:NAME`, as reports name it.
+    pub name: String,
+    pub tables: Vec<MigrationTableSource>,
+    pub place: SourcePlace,
+}
+
+/// Reads a source. `plugins` and `table` place a bare migrations folder.
+pub async fn load(
+    spec: &SourceSpec,
+    cluster: Result<&crate::kube::Cluster, &crate::kube::KubeError>,
+    plugins: &[String],
+    table: Option<&str>,
+) -> Result<LoadedSource, SourceError> {
+    match spec {
+        SourceSpec::Dir(path) => {
+            let local = LocalSource::new(path.clone(), plugins, table);
+            Ok(LoadedSource {
+                name: local.describe(),
+                tables: local.tables()?,
+                place: SourcePlace::Local {
+                    cwd: local.knex_cwd(),
+                },
+            })
+        }
+        SourceSpec::Pod(named) => {
+            let cluster = cluster.map_err(|e| SourceError::NoCluster(e.to_string()))?;
+            let files = super::pod::pod_files(cluster, named.as_deref()).await?;
+            Ok(LoadedSource {
+                name: format!("pod:{}", files.pod),
+                tables: files.tables,
+                place: SourcePlace::Pod {
+                    pod: files.pod,
+                    container: files.container,
+                    cwd: files.cwd,
+                },
+            })
+        }
+    }
 }
 
 /// A local folder: a `node_modules` tree (or a folder containing one), one package, or — with a plugin
@@ -33,12 +104,24 @@ pub struct LocalSource {
     pub single_folder_plugin: Option<(String, String)>,
 }
 
-impl MigrationSource for LocalSource {
-    fn describe(&self) -> String {
+impl LocalSource {
+    pub fn describe(&self) -> String {
         format!("dir:{}", self.path.display())
     }
 
-    fn tables(&self) -> Result<Vec<MigrationTableSource>, SourceError> {
+    /// Where `node` runs so that `require('knex')` finds the checkout's knex.
+    pub fn knex_cwd(&self) -> PathBuf {
+        if self.path.file_name().is_some_and(|n| n == "node_modules") {
+            self.path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| self.path.clone())
+        } else {
+            self.path.clone()
+        }
+    }
+
+    pub fn tables(&self) -> Result<Vec<MigrationTableSource>, SourceError> {
         let err = |message: String| SourceError::Local {
             path: self.path.clone(),
             message,
@@ -80,6 +163,7 @@ impl MigrationSource for LocalSource {
             version: String::new(),
             folder: self.path.display().to_string(),
             files,
+            directory: absolute(&self.path),
         }])
     }
 }
@@ -159,10 +243,18 @@ fn package_tables(dir: &Path) -> std::io::Result<Vec<MigrationTableSource>> {
             version: version.to_string(),
             folder: folder.to_string(),
             listing: list_files(&path)?,
+            directory: absolute(&path),
         };
         tables.extend(migration_table_source(&found));
     }
     Ok(tables)
+}
+
+fn absolute(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// The files for `table` in `plugin`'s database, from the first source folder that applies.

@@ -20,6 +20,15 @@ const PAGE_SIZE: u32 = 500;
 /// A watch request asks the server to end it after this long; it is then resumed.
 const WATCH_SECONDS: u32 = 290;
 
+/// What a command run in a container printed, and how it ended.
+#[derive(Debug)]
+pub struct ExecOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// The exit code, when the API server reported one.
+    pub exit_code: Option<i32>,
+}
+
 /// A change seen by a watch.
 #[derive(Debug)]
 pub enum WatchChange<K> {
@@ -214,6 +223,88 @@ impl Cluster {
             api.logs(pod, &params),
         )
         .await
+    }
+
+    /// Runs a command in a container (no shell, no TTY) over the exec websocket, feeding it `stdin`,
+    /// and collects what it prints. Secrets go in `stdin`, never in `command` (the command line ends up
+    /// in the API server's audit log).
+    pub async fn exec(
+        &self,
+        pod: &str,
+        container: Option<&str>,
+        command: &[String],
+        stdin: Option<Vec<u8>>,
+    ) -> Result<ExecOutput, KubeError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let api = self.api::<k8s_openapi::api::core::v1::Pod>();
+        let mut params = kube::api::AttachParams::default()
+            .stdin(stdin.is_some())
+            .stdout(true)
+            .stderr(true);
+        if let Some(container) = container {
+            params = params.container(container);
+        }
+        let action = || format!("exec into pod {pod:?} in namespace {:?}", self.namespace);
+        let mut process = self
+            .call(action, api.exec(pod, command.to_vec(), &params))
+            .await?;
+        let status = process.take_status();
+        let mut stdout = process.stdout();
+        let mut stderr = process.stderr();
+        let writer = match (stdin, process.stdin()) {
+            (Some(data), Some(mut input)) => Some(tokio::spawn(async move {
+                let _ = input.write_all(&data).await;
+                let _ = input.shutdown().await;
+            })),
+            _ => None,
+        };
+        let read_out = async {
+            let mut buf = Vec::new();
+            if let Some(r) = stdout.as_mut() {
+                let _ = r.read_to_end(&mut buf).await;
+            }
+            buf
+        };
+        let read_err = async {
+            let mut buf = Vec::new();
+            if let Some(r) = stderr.as_mut() {
+                let _ = r.read_to_end(&mut buf).await;
+            }
+            buf
+        };
+        let (stdout, stderr) = tokio::join!(read_out, read_err);
+        if let Some(writer) = writer {
+            let _ = writer.await;
+        }
+        let status = match status {
+            Some(status) => status.await,
+            None => None,
+        };
+        process.join().await.map_err(|e| KubeError::Other {
+            action: action(),
+            message: root_cause(&e),
+        })?;
+        let exit_code = status.map(|s| {
+            if s.status.as_deref() == Some("Success") {
+                0
+            } else {
+                s.details
+                    .and_then(|d| d.causes)
+                    .and_then(|causes| {
+                        causes
+                            .into_iter()
+                            .find(|c| c.reason.as_deref() == Some("ExitCode"))
+                    })
+                    .and_then(|c| c.message)
+                    .and_then(|m| m.parse().ok())
+                    .unwrap_or(1)
+            }
+        });
+        Ok(ExecOutput {
+            stdout,
+            stderr,
+            exit_code,
+        })
     }
 
     /// Watches a kind from `version` on, resuming when the server ends the watch and re-listing when

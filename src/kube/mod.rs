@@ -6,6 +6,6 @@ mod client;
 mod config;
 mod error;
 
-pub use client::{Cluster, WatchChange};
+pub use client::{Cluster, ExecOutput, WatchChange};
 pub use config::{ResolvedContext, load_kubeconfig, resolve_context};
 pub use error::KubeError;

@@ -106,6 +106,14 @@ pub fn render<R: Report>(report: &R, style: &Style) -> String {
     }
 }
 
+/// A value as JSON, or as YAML when that is the format (for documents without a table form).
+pub fn render_value<T: Serialize>(value: &T, style: &Style) -> String {
+    match style.format {
+        OutputFormat::Yaml => yaml(value),
+        _ => json(value),
+    }
+}
+
 pub fn json<T: Serialize>(value: &T) -> String {
     let mut text = serde_json::to_string_pretty(value).expect("reports serialize");
     text.push('\n');

@@ -2,7 +2,9 @@
 
 pub mod current_version;
 pub mod list;
+pub mod plan;
 pub mod psql;
+pub mod rollback;
 pub mod status;
 pub mod unlock;
 

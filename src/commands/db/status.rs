@@ -7,7 +7,7 @@ use super::{Databases, DbCommandError};
 use crate::commands::Outcome;
 use crate::knex::model::{LockState, MigrationStatus};
 use crate::knex::packages::MigrationTableSource;
-use crate::knex::source::{MigrationSource, files_for};
+use crate::knex::source::{LoadedSource, files_for};
 use crate::render::{self, Color, Report, Style, cell, table_text};
 
 #[derive(Debug, Serialize)]
@@ -28,7 +28,7 @@ pub struct DatabaseStatus {
     pub tables: Vec<TableStatus>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TableStatus {
     pub table: String,
@@ -211,14 +211,16 @@ fn lock_word(lock: &LockState) -> String {
 pub async fn run(
     databases: &Databases,
     plugins: &[String],
-    source: Option<&dyn MigrationSource>,
+    source: Option<&LoadedSource>,
     style: &Style,
 ) -> Result<Outcome, DbCommandError> {
-    let sources = match source {
-        Some(s) => s.tables()?,
-        None => Vec::new(),
-    };
-    let report = status_report(databases, plugins, source.map(|s| s.describe()), &sources).await?;
+    let report = status_report(
+        databases,
+        plugins,
+        source.map(|s| s.name.clone()),
+        source.map_or(&[][..], |s| &s.tables),
+    )
+    .await?;
     render::emit(&render::render(&report, style));
     Ok(if report.has_problems() {
         Outcome::Problems
