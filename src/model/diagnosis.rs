@@ -174,7 +174,7 @@ impl StartupFailure {
         let plugin = self.plugin().unwrap_or("<plugin>");
         match self {
             StartupFailure::CorruptMigrationDirectory { .. } => format!(
-                "the database is ahead of this image: see what must be undone with `kubectl backstage db plan --to pod:{pod}`, then undo it with the newer code: `kubectl backstage db rollback --plugin {plugin} --to <last migration the image has>`"
+                "the database is ahead of this image (a crash-looping pod cannot be read): see what must be undone with `kubectl backstage db plan --to DIR` (a checkout of this image's version), then undo it with the newer code: `kubectl backstage db rollback --plugin {plugin} --to <last migration this image has>`"
             ),
             StartupFailure::MigrationLocked { .. } => format!(
                 "if no other pod is migrating, release the lock: `kubectl backstage db unlock --plugin {plugin}`"
