@@ -214,6 +214,19 @@ fn table_of<'a>(status: &'a Value, plugin: &str, table: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {plugin} {table} in {status}"))
 }
 
+/// The first column of a query's rows.
+fn column<T: for<'a> ::postgres::types::FromSql<'a>>(
+    client: &mut ::postgres::Client,
+    sql: &str,
+) -> Vec<T> {
+    client
+        .query(sql, &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 fn names(values: &Value) -> Vec<String> {
     values
         .as_array()
@@ -501,12 +514,7 @@ fn held_lock_is_reported_and_unlock_releases_it_like_knex() {
         "Released the lock of catalog knex_migrations (knex_migrations_lock, was held).\n"
     );
     let mut client = pg().client(&catalog);
-    let rows: Vec<i32> = client
-        .query("SELECT is_locked FROM knex_migrations_lock", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let rows: Vec<i32> = column(&mut client, "SELECT is_locked FROM knex_migrations_lock");
     assert_eq!(rows, vec![0]);
     let latest = knex(&older_files, &["migrate:latest"]);
     assert_eq!(latest.code, 0, "{}", latest.stderr);
@@ -1456,20 +1464,13 @@ fn a_rollback_that_fails_part_way_says_what_was_undone_and_frees_the_lock() {
         "error: the rollback stopped part-way (boom: demo_b cannot be undone): undone 20250103000000_c.js, not undone 20250102000000_b.js; the lock is released"
     );
     let mut client = pg().client(&demo);
-    let rows: Vec<String> = client
-        .query("SELECT name FROM knex_migrations ORDER BY id", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let rows: Vec<String> = column(&mut client, "SELECT name FROM knex_migrations ORDER BY id");
     assert_eq!(rows, ["20250101000000_a.js", "20250102000000_b.js"]);
-    let locks: Vec<i32> = client
-        .query("SELECT is_locked FROM knex_migrations_lock", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let locks: Vec<i32> = column(&mut client, "SELECT is_locked FROM knex_migrations_lock");
     assert_eq!(locks, [0]);
-    let tables: Vec<String> = client.query("SELECT table_name::text FROM information_schema.tables WHERE table_name LIKE 'demo\\_%' ORDER BY 1", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    let tables: Vec<String> = column(
+        &mut client,
+        "SELECT table_name::text FROM information_schema.tables WHERE table_name LIKE 'demo\\_%' ORDER BY 1",
+    );
     assert_eq!(tables, ["demo_a", "demo_b"]);
 }
