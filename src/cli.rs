@@ -26,6 +26,7 @@ pub struct Cli {
 
 /// Flags with kubectl's meaning, accepted before or after the subcommand.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Path to the kubeconfig file (default: $KUBECONFIG, a ':'-separated list merged as kubectl does,
     /// else ~/.kube/config)
@@ -166,6 +167,7 @@ pub struct DbArgs {
 
 /// Where the databases are and how to log in; each overrides the environment's `database` block.
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Database connection")]
 pub struct DbConnectionArgs {
     /// PostgreSQL server host (default: the environment's database.host, else $PGHOST)
     #[arg(long, global = true, value_name = "HOST")]

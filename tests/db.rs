@@ -638,6 +638,26 @@ fn tls_modes_and_connection_errors_are_one_line_exit_2() {
     ]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&format!("{}app", plugins.prefix)));
+    // verify-ca checks the chain only; disable talks plain text (pg_hba allows it here).
+    for mode in [
+        vec![
+            "--sslmode",
+            "verify-ca",
+            "--sslrootcert",
+            ca.to_str().unwrap(),
+        ],
+        vec!["--sslmode", "disable"],
+        vec!["--sslrootcert", ca.to_str().unwrap()],
+    ] {
+        let (code, out, err) = run(plugins.db().args(["list"]).args(&mode));
+        assert_eq!(code, 0, "{mode:?}: {err}");
+        assert!(out.contains(&format!("{}app", plugins.prefix)), "{mode:?}");
+    }
+    let (code, _, err) = run(plugins.db().args(["list", "--sslmode", "verify-ca"]));
+    assert_eq!(
+        code, 2,
+        "verify-ca without the CA uses the public roots: {err}"
+    );
     // verify-full against the public roots fails: the server's CA is not one of them.
     let (code, _, err) = run(plugins.db().args(["list", "--sslmode", "verify-full"]));
     assert_eq!(code, 2);
@@ -1079,6 +1099,31 @@ fn downgrade_story_plan_then_rollback_in_the_newer_pod_matches_knex_down() {
             )
         );
     }
+    // A pod of the older image (a pull-request image in a sandbox, say): the database is ahead of it,
+    // and status says so before anything crashes.
+    let older_root = checkout(plugins.dir.path(), "older-pod-root", CATALOG_OLDER);
+    cluster
+        .server
+        .set_pod_root("backstage-worker-59c8d7f6b-mz5ql", &older_root);
+    let status = json_out(
+        with_cluster().args([
+            "status",
+            "--pod",
+            "backstage-worker-59c8d7f6b-mz5ql",
+            "--plugin",
+            "catalog",
+        ]),
+        1,
+    );
+    let t = table_of(&status, "catalog", "knex_migrations");
+    assert_eq!(names(&t["missing"]), CATALOG_ADDED);
+    assert_eq!(
+        t["filesFrom"],
+        format!(
+            "{}@{}/migrations",
+            CATALOG_OLDER.name, CATALOG_OLDER.version
+        )
+    );
     // A crash-looping pod cannot be exec'd into.
     let (code, _, err) = run(with_cluster().args(["status", "--pod", "backstage-7d9f6b5c8-x2x7p"]));
     assert_eq!(code, 2);

@@ -55,10 +55,10 @@ impl WorkloadView {
                 "{updated} of {desired} new replicas have been updated"
             ))
         } else if replicas > updated {
-            Some(format!(
-                "{} old replicas are pending termination",
-                replicas - updated
-            ))
+            Some(match replicas - updated {
+                1 => "1 old replica is pending termination".to_string(),
+                n => format!("{n} old replicas are pending termination"),
+            })
         } else if available < updated {
             Some(format!(
                 "{available} of {updated} updated replicas are available"
