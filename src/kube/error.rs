@@ -52,15 +52,3 @@ pub enum KubeError {
     #[error("{action} failed: {message}")]
     Other { action: String, message: String },
 }
-
-impl KubeError {
-    /// HTTP status, for callers that treat e.g. a missing previous log differently.
-    pub fn status_code(&self) -> Option<u16> {
-        match self {
-            KubeError::Api { code, .. } => Some(*code),
-            KubeError::Unauthorized { .. } => Some(401),
-            KubeError::Forbidden { .. } => Some(403),
-            _ => None,
-        }
-    }
-}

@@ -196,7 +196,8 @@ impl Report for DbStatusReport {
     }
 }
 
-fn lock_word(lock: &LockState) -> String {
+/// The lock state in words, for tables and messages.
+pub fn lock_word(lock: &LockState) -> String {
     match lock {
         LockState::TableMissing => "no lock table".into(),
         LockState::NoRows => "free (no row)".into(),

@@ -45,10 +45,7 @@ impl Report for UnlockReport {
                     self.plugin,
                     r.table,
                     r.lock_table,
-                    serde_json::to_value(r.was)
-                        .ok()
-                        .and_then(|v| v["state"].as_str().map(str::to_string))
-                        .unwrap_or_default()
+                    super::status::lock_word(&r.was)
                 )
             })
             .collect()
