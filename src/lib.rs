@@ -189,6 +189,7 @@ fn run_db(
     let db_settings = DbSettings::resolve(
         &args.connection,
         settings.environment.as_ref().map(|(_, e)| e),
+        settings.cluster.request_timeout,
         &RealEnv,
     )
     .map_err(Error::Usage)?;

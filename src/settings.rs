@@ -225,7 +225,7 @@ pub fn parse_config(text: &str) -> Result<ConfigFile, String> {
     if text.trim().is_empty() {
         return Ok(ConfigFile::default());
     }
-    serde_yaml::from_str(text).map_err(|e| e.to_string().replace('\n', " "))
+    serde_norway::from_str(text).map_err(|e| e.to_string().replace('\n', " "))
 }
 
 fn select_environment(
@@ -502,6 +502,9 @@ pub struct DbSettings {
     pub sslrootcert: Option<PathBuf>,
     pub division: Division,
     pub password: PasswordSettings,
+    /// Bounds every connect (TCP, TLS handshake and authentication): `$PGCONNECT_TIMEOUT` when set,
+    /// else `--request-timeout`; `None` waits forever.
+    pub connect_timeout: Option<Duration>,
 }
 
 pub const DEFAULT_DATABASE_PREFIX: &str = "backstage_plugin_";
@@ -511,6 +514,7 @@ impl DbSettings {
     pub fn resolve(
         args: &crate::cli::DbConnectionArgs,
         environment: Option<&Environment>,
+        request_timeout: Option<Duration>,
         env: &dyn ProcessEnv,
     ) -> Result<DbSettings, String> {
         let file = environment
@@ -622,6 +626,10 @@ impl DbSettings {
                 .or_else(|| from_file.as_ref().and_then(|p| p.env.clone())),
             key_vault,
         };
+        let connect_timeout = match env.var("PGCONNECT_TIMEOUT") {
+            Some(text) => libpq_connect_timeout(&text)?,
+            None => request_timeout,
+        };
         Ok(DbSettings {
             host,
             port,
@@ -630,8 +638,19 @@ impl DbSettings {
             sslrootcert,
             division,
             password,
+            connect_timeout,
         })
     }
+}
+
+/// `$PGCONNECT_TIMEOUT` as libpq reads it: whole seconds; zero or less waits forever, and values
+/// below 2 are raised to 2.
+fn libpq_connect_timeout(text: &str) -> Result<Option<Duration>, String> {
+    let seconds: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("$PGCONNECT_TIMEOUT {text:?} is not a number of seconds"))?;
+    Ok((seconds > 0).then(|| Duration::from_secs(seconds.max(2) as u64)))
 }
 
 /// Key Vault names: 3-24 characters, letters, digits and dashes, starting with a letter.

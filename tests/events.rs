@@ -315,7 +315,7 @@ fn table_columns_wide_and_yaml() {
     );
     let (_, y, _) = run(rig.plugin().args(["events", "-o", "yaml"]));
     let (_, j, _) = run(rig.plugin().args(["events", "-o", "json"]));
-    assert_eq!(serde_yaml::from_str::<Value>(&y).unwrap(), json(&j));
+    assert_eq!(serde_norway::from_str::<Value>(&y).unwrap(), json(&j));
 }
 
 #[test]

@@ -255,7 +255,7 @@ fn yaml_is_the_same_document_as_json() {
     let rig = Rig::incident();
     let (_, j, _) = run(rig.plugin().args(["health", "-o", "json"]));
     let (_, y, _) = run(rig.plugin().args(["health", "-o", "yaml"]));
-    let from_yaml: Value = serde_yaml::from_str(&y).unwrap();
+    let from_yaml: Value = serde_norway::from_str(&y).unwrap();
     assert_eq!(from_yaml, json(&j));
 }
 

@@ -160,7 +160,7 @@ mod tests {
     use super::*;
 
     fn event(yaml: &str) -> Event {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_norway::from_str(yaml).unwrap()
     }
 
     #[test]

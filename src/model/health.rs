@@ -438,7 +438,7 @@ mod tests {
     }
 
     fn deployment(yaml: &str) -> WorkloadView {
-        WorkloadView::from_deployment(&serde_yaml::from_str(yaml).unwrap())
+        WorkloadView::from_deployment(&serde_norway::from_str(yaml).unwrap())
     }
 
     #[test]
@@ -474,13 +474,13 @@ mod tests {
 
     #[test]
     fn crash_loop_with_diagnosis_is_an_error_with_the_db_hint_and_sorted_first() {
-        let crashing: Pod = serde_yaml::from_str(r#"
+        let crashing: Pod = serde_norway::from_str(r#"
 metadata: {name: backstage-new}
 spec: {containers: [{name: backstage, image: 'r/b:prod-new'}]}
 status: {phase: Running, containerStatuses: [{name: backstage, image: 'r/b:prod-new', imageID: "", ready: false, restartCount: 5,
   state: {waiting: {reason: CrashLoopBackOff}}, lastState: {terminated: {exitCode: 1, reason: Error, finishedAt: "2026-11-22T11:59:00Z"}}}]}
 "#).unwrap();
-        let pending: Pod = serde_yaml::from_str("metadata: {name: backstage-pending}\nspec: {containers: [{name: b}]}\nstatus: {phase: Pending}\n").unwrap();
+        let pending: Pod = serde_norway::from_str("metadata: {name: backstage-pending}\nspec: {containers: [{name: b}]}\nstatus: {phase: Pending}\n").unwrap();
         let pods = vec![PodView::from_pod(&pending), PodView::from_pod(&crashing)];
         let mut diagnoses = Diagnoses::new();
         diagnoses.insert(
@@ -514,7 +514,7 @@ status: {phase: Running, containerStatuses: [{name: backstage, image: 'r/b:prod-
 
     #[test]
     fn healthy_namespace_has_no_findings() {
-        let ok: Pod = serde_yaml::from_str("metadata: {name: a}\nspec: {containers: [{name: b}]}\nstatus: {phase: Running, containerStatuses: [{name: b, image: i, imageID: '', ready: true, restartCount: 0, state: {running: {}}}]}\n").unwrap();
+        let ok: Pod = serde_norway::from_str("metadata: {name: a}\nspec: {containers: [{name: b}]}\nstatus: {phase: Running, containerStatuses: [{name: b, image: i, imageID: '', ready: true, restartCount: 0, state: {running: {}}}]}\n").unwrap();
         let report = HealthReport::build(
             "c".into(),
             "ns".into(),

@@ -121,7 +121,7 @@ pub fn json<T: Serialize>(value: &T) -> String {
 }
 
 pub fn yaml<T: Serialize>(value: &T) -> String {
-    serde_yaml::to_string(value).expect("reports serialize")
+    serde_norway::to_string(value).expect("reports serialize")
 }
 
 /// Writes to stdout. Returns `false` when the reader has gone away (a closed pipe), so callers stop.

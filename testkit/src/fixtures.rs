@@ -56,7 +56,7 @@ impl Fixtures {
         for file in files {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            for doc in serde_yaml::Deserializer::from_str(&text) {
+            for doc in serde_norway::Deserializer::from_str(&text) {
                 let value: Value = serde::Deserialize::deserialize(doc)
                     .with_context(|| format!("parsing {}", file.display()))?;
                 fx.add_document(value)

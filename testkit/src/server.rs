@@ -238,7 +238,7 @@ impl FakeApiServer {
             "preferences": {},
             "users": [{"name": format!("{context}-user"), "user": {"token": token}}],
         });
-        serde_yaml::to_string(&config).expect("kubeconfig serializes")
+        serde_norway::to_string(&config).expect("kubeconfig serializes")
     }
 
     /// Writes [`FakeApiServer::kubeconfig_yaml`] to a file.
