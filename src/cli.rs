@@ -6,7 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::model::time::parse_duration;
-use crate::settings::{AzureAuth, DivisionMode, SslMode};
+pub use crate::options::OutputFormat;
+use crate::options::{AzureAuth, DivisionMode, SslMode};
 
 /// Operate a Backstage portal on Kubernetes: rollout health, events, and the plugin databases.
 #[derive(Debug, Parser)]
@@ -67,19 +68,6 @@ pub struct RequestTimeout(pub Option<Duration>);
 fn parse_request_timeout(text: &str) -> Result<RequestTimeout, String> {
     let duration = parse_duration(text)?;
     Ok(RequestTimeout((!duration.is_zero()).then_some(duration)))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum OutputFormat {
-    /// A table that fits the terminal
-    #[default]
-    Table,
-    /// The table with more columns
-    Wide,
-    /// One JSON document
-    Json,
-    /// The same document as YAML
-    Yaml,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 
 use clap::CommandFactory;
 
+use super::Outcome;
 use crate::cli::{Cli, CompletionShell};
 use crate::render;
 use crate::settings::Settings;
@@ -16,7 +17,7 @@ exec kubectl-backstage __complete "$@"
 /// Cobra's "no file completion" directive.
 const NO_FILE_COMPLETION: u8 = 4;
 
-pub fn script(shell: CompletionShell) {
+pub fn script(shell: CompletionShell) -> Outcome {
     let mut command = Cli::command();
     let mut out = Vec::new();
     let shell = match shell {
@@ -25,11 +26,12 @@ pub fn script(shell: CompletionShell) {
         CompletionShell::Fish => clap_complete::Shell::Fish,
         CompletionShell::Kubectl => {
             render::emit(KUBECTL_HELPER);
-            return;
+            return Outcome::Ok;
         }
     };
     clap_complete::generate(shell, &mut command, "kubectl-backstage", &mut out);
     render::emit(&String::from_utf8_lossy(&out));
+    Outcome::Ok
 }
 
 /// Candidates for the last of `words`, one per line, then Cobra's directive line.

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::Outcome;
 use crate::render::{self, Report, Style, cell};
-use crate::settings::{Environment, Settings};
+use crate::settings::{Environment, Settings, SettingsError};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -99,17 +99,17 @@ pub fn list(settings: &Settings, style: &Style) -> Outcome {
     Outcome::Ok
 }
 
-pub fn show(settings: &Settings, name: &str, style: &Style) -> Result<Outcome, String> {
+pub fn show(settings: &Settings, name: &str, style: &Style) -> Result<Outcome, SettingsError> {
     let environment = settings.config.environments.get(name).ok_or_else(|| {
         let known: Vec<_> = settings.config.environments.keys().cloned().collect();
-        format!(
-            "unknown environment {name:?}; configured environments: {}",
-            if known.is_empty() {
+        SettingsError::UnknownEnvironment {
+            name: name.to_string(),
+            known: if known.is_empty() {
                 "none".to_string()
             } else {
                 known.join(", ")
-            }
-        )
+            },
+        }
     })?;
     render::emit(&render::render(&named(settings, name, environment), style));
     Ok(Outcome::Ok)

@@ -20,10 +20,6 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn exit_code(self) -> u8 {
-        match self {
-            Outcome::Ok => 0,
-            Outcome::Problems => 1,
-            Outcome::Exit(code) => code,
-        }
+        crate::exit::of_outcome(self)
     }
 }

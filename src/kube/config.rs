@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::KubeError;
+use crate::process_env::read_text_bounded;
 use crate::settings::{ClusterSettings, KubeconfigSource};
 
 /// The namespace used when neither a flag, the environment nor the context names one.
@@ -50,11 +51,20 @@ pub fn load_kubeconfig(source: &KubeconfigSource) -> Result<(Kubeconfig, Vec<Pat
     }
 }
 
+/// A kubeconfig larger than this is refused rather than read (kubectl's own are kilobytes; a wrong
+/// path such as /dev/zero must not exhaust memory).
+pub const MAX_KUBECONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
 fn read_one(path: &Path) -> Result<Kubeconfig, KubeError> {
-    let text = std::fs::read_to_string(path).map_err(|e| KubeError::ReadKubeconfig {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let text = read_text_bounded(path, MAX_KUBECONFIG_BYTES)
+        .map_err(|e| KubeError::ReadKubeconfig {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?
+        .ok_or_else(|| KubeError::ReadKubeconfig {
+            path: path.to_path_buf(),
+            message: format!("larger than {MAX_KUBECONFIG_BYTES} bytes; is it the right file?"),
+        })?;
     // Kubeconfig::read_from resolves relative certificate paths against the file's folder; parse the
     // text first so a malformed file is reported with its path.
     Kubeconfig::from_yaml(&text).map_err(|e| KubeError::Kubeconfig {

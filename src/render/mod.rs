@@ -3,6 +3,8 @@
 
 mod events;
 mod health;
+mod json;
+mod messages;
 
 use std::io::Write;
 
@@ -13,6 +15,7 @@ use crate::cli::OutputFormat;
 use crate::model::text::escape_control;
 
 pub use events::{EventRowPrinter, event_rows_table};
+pub use messages::{error_lines, note, usage_error_lines};
 
 /// How to render: the format, and what the terminal allows.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +27,19 @@ pub struct Style {
 }
 
 impl Style {
+    /// The style for stdout: tables fit the terminal's width when stdout is one.
+    pub fn for_stdout(format: OutputFormat, color: bool, stdout_is_terminal: bool) -> Style {
+        Style {
+            format,
+            color,
+            width: if stdout_is_terminal {
+                Table::new().width()
+            } else {
+                None
+            },
+        }
+    }
+
     pub fn wide(&self) -> bool {
         self.format == OutputFormat::Wide
     }
@@ -115,9 +131,7 @@ pub fn render_value<T: Serialize>(value: &T, style: &Style) -> String {
 }
 
 pub fn json<T: Serialize>(value: &T) -> String {
-    let mut text = serde_json::to_string_pretty(value).expect("reports serialize");
-    text.push('\n');
-    text
+    json::to_pretty_string(value)
 }
 
 pub fn yaml<T: Serialize>(value: &T) -> String {

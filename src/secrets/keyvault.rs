@@ -30,7 +30,8 @@ use azure_identity::{
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 
 use super::{KeyVaultSecret, Password, SecretError};
-use crate::settings::{AzureAuth, ProcessEnv, RealEnv};
+use crate::options::AzureAuth;
+use crate::process_env::{ProcessEnv, RealEnv};
 
 const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
 const AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";

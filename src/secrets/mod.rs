@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 pub use keyvault::read_secret;
 
-use crate::settings::{AzureAuth, PasswordSettings, ProcessEnv};
+use crate::options::AzureAuth;
+use crate::process_env::ProcessEnv;
 
 /// A secret value. It has no `Display`, its `Debug` is redacted, and it is never serialized; code that
 /// needs the value calls [`Password::expose`] at the one place it is handed over.
@@ -52,6 +53,14 @@ impl fmt::Display for PasswordOrigin {
             PasswordOrigin::PasswordFile(path) => write!(f, "password file {}", path.display()),
         }
     }
+}
+
+/// Where the database password comes from (names only), as the settings resolved it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PasswordSettings {
+    /// `--password-env VAR` or the environment's `password.env`.
+    pub env_var: Option<String>,
+    pub key_vault: Option<KeyVaultSecret>,
 }
 
 /// The Key Vault settings of a password: which secret, where, and how to sign in.

@@ -5,6 +5,7 @@ pub mod list;
 pub mod plan;
 pub mod psql;
 pub mod rollback;
+pub mod run;
 pub mod status;
 pub mod unlock;
 

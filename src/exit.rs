@@ -1,0 +1,48 @@
+//! The exit-code table of the spec, in one place: every command's end — an [`Outcome`] or an
+//! [`Error`] — becomes its code here and nowhere else.
+
+use crate::Error;
+use crate::commands::Outcome;
+
+/// Done; for checks: everything healthy / in sync.
+pub const OK: u8 = 0;
+/// The check ran and found problems.
+pub const PROBLEMS: u8 = 1;
+/// Could not do the job (bad usage, bad config, unreachable or forbidden, …) and nothing was changed.
+pub const COULD_NOT_RUN: u8 = 2;
+/// A command that changes things stopped part-way; its report says what was and was not done.
+pub const PARTLY_DONE: u8 = 3;
+
+/// The exit code of a command that ran to its end.
+pub fn of_outcome(outcome: Outcome) -> u8 {
+    match outcome {
+        Outcome::Ok => OK,
+        Outcome::Problems => PROBLEMS,
+        // `db psql` passes psql's own code through.
+        Outcome::Exit(code) => code,
+    }
+}
+
+/// The exit code of a command that could not run.
+pub fn of_error(error: &Error) -> u8 {
+    match error {
+        Error::Settings(_) | Error::Kube(_) | Error::Db(_) | Error::Runtime(_) => COULD_NOT_RUN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::SettingsError;
+
+    #[test]
+    fn every_row_of_the_table() {
+        assert_eq!(of_outcome(Outcome::Ok), 0);
+        assert_eq!(of_outcome(Outcome::Problems), 1);
+        assert_eq!(of_outcome(Outcome::Exit(7)), 7);
+        let usage = Error::Settings(SettingsError::Missing { message: "x" });
+        assert_eq!(of_error(&usage), 2);
+        let runtime = Error::Runtime(std::io::Error::other("x"));
+        assert_eq!(of_error(&runtime), 2);
+    }
+}

@@ -1,0 +1,226 @@
+//! Each command's own flags, checked once and turned into typed settings before anything runs: the
+//! plugin ids and table names validated, the source parsed, the rollback target chosen. Dispatch then
+//! has nothing left to check.
+
+use std::path::PathBuf;
+
+use super::SettingsError;
+use super::validate::{validate_plugin_id, validate_table_name};
+use crate::cli::{DbCommand, Runner};
+use crate::knex::model::{DEFAULT_MIGRATION_TABLE, RollbackTarget};
+use crate::knex::source::SourceSpec;
+
+/// A `db` subcommand with its flags checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbCommandSettings {
+    List,
+    Status {
+        plugins: Vec<String>,
+        /// `None`: the running pod's files when a cluster is reachable, else none.
+        source: Option<SourceSpec>,
+    },
+    CurrentVersion {
+        plugin: String,
+        table: Option<String>,
+    },
+    Plan {
+        plugins: Vec<String>,
+        to: SourceSpec,
+    },
+    Rollback(RollbackSettings),
+    Unlock {
+        plugin: String,
+        table: Option<String>,
+        force: bool,
+    },
+    Psql {
+        plugin: String,
+        args: Vec<String>,
+    },
+}
+
+/// `db rollback`: what to undo, and with which code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackSettings {
+    pub plugin: String,
+    pub table: String,
+    pub target: RollbackTarget,
+    /// The newer code that runs Knex: a pod, or a local folder.
+    pub runner: SourceSpec,
+    pub dry_run: bool,
+    pub yes: bool,
+}
+
+impl DbCommandSettings {
+    pub fn resolve(command: &DbCommand) -> Result<DbCommandSettings, SettingsError> {
+        Ok(match command {
+            DbCommand::List => DbCommandSettings::List,
+            DbCommand::Status(a) => DbCommandSettings::Status {
+                plugins: plugin_ids(&a.plugins)?,
+                source: match (&a.source, &a.pod) {
+                    (Some(text), _) => Some(source("--source", text)?),
+                    (None, Some(pod)) => Some(SourceSpec::Pod(Some(pod.clone()))),
+                    (None, None) => None,
+                },
+            },
+            DbCommand::CurrentVersion(a) => DbCommandSettings::CurrentVersion {
+                plugin: plugin_id(&a.plugin)?,
+                table: table(a.table.as_deref())?,
+            },
+            DbCommand::Plan(a) => DbCommandSettings::Plan {
+                plugins: plugin_ids(&a.plugins)?,
+                to: source("--to", &a.to)?,
+            },
+            DbCommand::Rollback(a) => DbCommandSettings::Rollback(RollbackSettings {
+                plugin: plugin_id(&a.plugin)?,
+                table: table(a.table.as_deref())?
+                    .unwrap_or_else(|| DEFAULT_MIGRATION_TABLE.to_string()),
+                target: match (&a.migration, a.last_batch, &a.to) {
+                    (Some(name), _, _) => RollbackTarget::Down(Some(name.clone())),
+                    (None, true, _) => RollbackTarget::LastBatch,
+                    (None, false, Some(name)) => RollbackTarget::To(name.clone()),
+                    (None, false, None) => {
+                        return Err(SettingsError::Conflict {
+                            message: "db rollback needs one of --migration NAME, --last-batch or --to NAME",
+                        });
+                    }
+                },
+                runner: match (a.runner, &a.source) {
+                    (Runner::Pod, _) => SourceSpec::Pod(a.pod.clone()),
+                    (Runner::Local, Some(dir)) => folder("--source", dir)?,
+                    (Runner::Local, None) => {
+                        return Err(SettingsError::Conflict {
+                            message: "--runner local needs --source DIR (the newer version's checkout)",
+                        });
+                    }
+                },
+                dry_run: a.dry_run,
+                yes: a.yes,
+            }),
+            DbCommand::Unlock(a) => DbCommandSettings::Unlock {
+                plugin: plugin_id(&a.plugin)?,
+                table: table(a.table.as_deref())?,
+                force: a.force,
+            },
+            DbCommand::Psql(a) => DbCommandSettings::Psql {
+                plugin: plugin_id(&a.plugin)?,
+                args: a.args.clone(),
+            },
+        })
+    }
+}
+
+fn plugin_id(id: &str) -> Result<String, SettingsError> {
+    validate_plugin_id(id)?;
+    Ok(id.to_string())
+}
+
+fn plugin_ids(ids: &[String]) -> Result<Vec<String>, SettingsError> {
+    ids.iter().map(|id| plugin_id(id)).collect()
+}
+
+fn table(table: Option<&str>) -> Result<Option<String>, SettingsError> {
+    table
+        .map(|t| validate_table_name(t).map(|()| t.to_string()))
+        .transpose()
+}
+
+/// A source flag: `pod`, `pod:NAME`, or a folder that must exist.
+fn source(flag: &'static str, text: &str) -> Result<SourceSpec, SettingsError> {
+    match SourceSpec::parse(text) {
+        SourceSpec::Dir(path) => folder(flag, &path),
+        pod => Ok(pod),
+    }
+}
+
+fn folder(flag: &'static str, path: &std::path::Path) -> Result<SourceSpec, SettingsError> {
+    if path.is_dir() {
+        Ok(SourceSpec::Dir(PathBuf::from(path)))
+    } else {
+        Err(SettingsError::NotAFolder {
+            flag,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn resolve(args: &[&str]) -> Result<DbCommandSettings, SettingsError> {
+        let mut argv = vec!["kubectl-backstage", "db"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Db(db) => DbCommandSettings::resolve(&db.command),
+            _ => unreachable!("parsed a db command"),
+        }
+    }
+
+    #[test]
+    fn rollback_flags_become_one_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir_text = dir.path().to_str().unwrap();
+        assert_eq!(
+            resolve(&[
+                "rollback",
+                "--plugin",
+                "catalog",
+                "--last-batch",
+                "--runner",
+                "local",
+                "--source",
+                dir_text
+            ])
+            .unwrap(),
+            DbCommandSettings::Rollback(RollbackSettings {
+                plugin: "catalog".into(),
+                table: "knex_migrations".into(),
+                target: RollbackTarget::LastBatch,
+                runner: SourceSpec::Dir(dir.path().into()),
+                dry_run: false,
+                yes: false,
+            })
+        );
+        let DbCommandSettings::Rollback(r) = resolve(&[
+            "rollback", "--plugin", "auth", "--to", "x.js", "--pod", "p", "-y",
+        ])
+        .unwrap() else {
+            panic!("a rollback")
+        };
+        assert_eq!(r.target, RollbackTarget::To("x.js".into()));
+        assert_eq!(r.runner, SourceSpec::Pod(Some("p".into())));
+        assert!(r.yes);
+    }
+
+    #[test]
+    fn bad_ids_tables_and_folders_are_refused_before_anything_runs() {
+        assert_eq!(
+            resolve(&["status", "--plugin", "catalog", "--plugin", "../x"])
+                .unwrap_err()
+                .to_string(),
+            "--plugin \"../x\" is not a plugin id (letters, digits, '-' and '_', at most 48)"
+        );
+        assert_eq!(
+            resolve(&["unlock", "--plugin", "catalog", "--table", "users"])
+                .unwrap_err()
+                .to_string(),
+            "--table \"users\" is not a Knex migration table (a name ending in knex_migrations)"
+        );
+        assert_eq!(
+            resolve(&["plan", "--to", "/no/such/folder"])
+                .unwrap_err()
+                .to_string(),
+            "--to /no/such/folder: not a folder (a source is pod, pod:NAME or a folder)"
+        );
+        assert_eq!(
+            resolve(&["status", "--source", "pod:backstage-1"]).unwrap(),
+            DbCommandSettings::Status {
+                plugins: vec![],
+                source: Some(SourceSpec::Pod(Some("backstage-1".into())))
+            }
+        );
+    }
+}
