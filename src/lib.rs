@@ -73,7 +73,12 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::from(exit::OK);
         }
         Err(e) => {
-            eprint!("{}", render::usage_error_lines(&e.render().to_string()));
+            let mut rendered = e.render().to_string();
+            if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                // clap prints the whole help here; one line says what is missing instead.
+                rendered = format!("error: a subcommand is required\n{rendered}");
+            }
+            eprint!("{}", render::usage_error_lines(&rendered));
             return ExitCode::from(exit::COULD_NOT_RUN);
         }
     };

@@ -94,6 +94,8 @@ option_enum!(
     }
 );
 
+// Written out because the declaring macro derives the same traits for every enum.
+#[allow(clippy::derivable_impls)]
 impl Default for OutputFormat {
     fn default() -> Self {
         OutputFormat::Table

@@ -45,7 +45,10 @@ mod tests {
 
     #[test]
     fn endless_and_large_files_are_not_read_whole() {
-        assert_eq!(read_text_bounded(Path::new("/dev/zero"), 1024).unwrap(), None);
+        assert_eq!(
+            read_text_bounded(Path::new("/dev/zero"), 1024).unwrap(),
+            None
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, "abc").unwrap();

@@ -31,7 +31,7 @@ impl Formatter for C1Escaping {
     ) -> io::Result<()> {
         let mut rest = fragment;
         while let Some(at) = rest.find(is_c1) {
-            writer.write_all(rest[..at].as_bytes())?;
+            writer.write_all(&rest.as_bytes()[..at])?;
             let c = rest[at..].chars().next().expect("found a char there");
             write!(writer, "\\u{:04x}", c as u32)?;
             rest = &rest[at + c.len_utf8()..];
@@ -45,7 +45,11 @@ impl Formatter for C1Escaping {
     fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
         self.0.end_array(w)
     }
-    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
         self.0.begin_array_value(w, first)
     }
     fn end_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -57,7 +61,11 @@ impl Formatter for C1Escaping {
     fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
         self.0.end_object(w)
     }
-    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
         self.0.begin_object_key(w, first)
     }
     fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -84,7 +92,10 @@ mod tests {
         let back: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(back, value);
         let plain = serde_json::json!({"a": ["x", {"b": null}], "c": {}});
-        assert_eq!(to_pretty_string(&plain), format!("{}\n", serde_json::to_string_pretty(&plain).unwrap()));
+        assert_eq!(
+            to_pretty_string(&plain),
+            format!("{}\n", serde_json::to_string_pretty(&plain).unwrap())
+        );
     }
 }
 

@@ -123,4 +123,3 @@ pub fn parse_config(text: &str) -> Result<ConfigFile, String> {
     }
     serde_norway::from_str(text).map_err(|e| e.to_string().replace('\n', " "))
 }
-
