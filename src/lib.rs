@@ -261,15 +261,18 @@ fn run_db(
                 } else {
                     Cluster::connect(&settings.cluster).await
                 };
-                db::unlock::run(
-                    &databases,
-                    &a.plugin,
-                    a.table.as_deref(),
-                    cluster,
-                    a.force,
-                    style,
-                )
-                .await?
+                let request = db::unlock::UnlockRequest {
+                    plugin: &a.plugin,
+                    table: a.table.as_deref(),
+                    force: a.force,
+                    dry_run: a.dry_run,
+                    yes: a.yes,
+                    lock_wait: settings
+                        .cluster
+                        .request_timeout
+                        .unwrap_or(crate::db::lock::DEFAULT_LOCK_WAIT),
+                };
+                db::unlock::run(&databases, &request, cluster, style).await?
             }
             DbCommand::Psql(a) => {
                 let code = db::psql::run(&databases, &a.plugin, &a.args).await?;
