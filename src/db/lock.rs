@@ -76,7 +76,9 @@ impl Connection {
             .map_err(fail)?;
         let rows: Vec<LockRow> = transaction
             .query(
-                &format!("SELECT \"index\", is_locked FROM {qualified} ORDER BY \"index\" FOR UPDATE"),
+                &format!(
+                    "SELECT \"index\", is_locked FROM {qualified} ORDER BY \"index\" FOR UPDATE"
+                ),
                 &[],
             )
             .await

@@ -217,10 +217,17 @@ pub async fn run(
     let text = matches!(style.format, OutputFormat::Table | OutputFormat::Wide);
     if planned.is_empty() {
         if text {
-            render::emit(&format!(
-                "No migration lock of plugin {} was held; nothing changed.\n",
-                cell(plugin)
-            ));
+            render::emit(&match table {
+                Some(table) => format!(
+                    "The migration lock of plugin {} table {} is not held; nothing changed.\n",
+                    cell(plugin),
+                    cell(table)
+                ),
+                None => format!(
+                    "No migration lock of plugin {} was held; nothing changed.\n",
+                    cell(plugin)
+                ),
+            });
         } else {
             render::emit(&render::render_value(&report, style));
         }
