@@ -267,10 +267,7 @@ fn run_db(
                     force: a.force,
                     dry_run: a.dry_run,
                     yes: a.yes,
-                    lock_wait: settings
-                        .cluster
-                        .request_timeout
-                        .unwrap_or(crate::db::lock::DEFAULT_LOCK_WAIT),
+                    lock_wait: settings.cluster.request_timeout,
                 };
                 db::unlock::run(&databases, &request, cluster, style).await?
             }

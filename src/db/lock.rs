@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::{Connection, DbError, TableRef, error, quote_ident};
 use crate::knex::model::{LockRow, LockState, lock_table_name};
 
-/// How long a release waits for another session's row lock when no `--request-timeout` is given.
+/// How long a release after `db rollback` waits for another session's row lock.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// PostgreSQL's `lock_not_available`: `lock_timeout` ran out.
@@ -38,11 +38,12 @@ pub fn duration_text(duration: Duration) -> String {
 
 impl Connection {
     /// Releases the lock of `table` if, read under a row lock, it still blocks migrations. Waits at
-    /// most `lock_wait` for another session holding the lock rows; then fails with nothing changed.
+    /// most `lock_wait` (`None`: as long as it takes) for another session holding the lock rows;
+    /// then fails with nothing changed.
     pub async fn release_lock_if_held(
         &mut self,
         table: &TableRef,
-        lock_wait: Duration,
+        lock_wait: Option<Duration>,
     ) -> Result<Release, DbError> {
         let lock_table = lock_table_name(&table.table);
         let qualified = format!(
@@ -56,7 +57,7 @@ impl Connection {
             let message = if e.code().map(|c| c.code()) == Some(LOCK_NOT_AVAILABLE) {
                 format!(
                     "another session kept its rows locked for more than {} (a pod may be taking the lock right now); this lock was not changed",
-                    duration_text(lock_wait)
+                    duration_text(lock_wait.unwrap_or_default())
                 )
             } else {
                 error::one_line(&e)
@@ -68,8 +69,8 @@ impl Connection {
             }
         };
         let transaction = self.client.transaction().await.map_err(fail)?;
-        // 0 would mean "wait forever"; PostgreSQL takes at most i32::MAX milliseconds.
-        let millis = lock_wait.as_millis().clamp(1, i32::MAX as u128);
+        // 0 is "wait forever" to PostgreSQL, which takes at most i32::MAX milliseconds.
+        let millis = lock_wait.map_or(0, |d| d.as_millis().clamp(1, i32::MAX as u128));
         transaction
             .batch_execute(&format!("SET LOCAL lock_timeout = {millis}"))
             .await

@@ -274,7 +274,7 @@ pub async fn run(
         // Knex normally frees its lock even when a migration fails; if it could not, free it: the
         // lock was free before and no pod is starting.
         connection
-            .release_lock_if_held(&table_ref, DEFAULT_LOCK_WAIT)
+            .release_lock_if_held(&table_ref, Some(DEFAULT_LOCK_WAIT))
             .await?;
     }
     report.lock_released = true;

@@ -30,8 +30,9 @@ pub struct UnlockRequest<'a> {
     pub force: bool,
     pub dry_run: bool,
     pub yes: bool,
-    /// How long a release waits for another session that holds the lock rows.
-    pub lock_wait: Duration,
+    /// How long a release waits for another session that holds the lock rows (`--request-timeout`;
+    /// `None` waits as long as it takes).
+    pub lock_wait: Option<Duration>,
 }
 
 #[derive(Debug, Serialize)]
