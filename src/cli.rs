@@ -309,6 +309,12 @@ pub struct DbUnlockArgs {
     /// Release even while a backend pod is starting or when the pods cannot be checked
     #[arg(long)]
     pub force: bool,
+    /// Do not ask before releasing (needed when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Only print the locks that would be released; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

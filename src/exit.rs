@@ -18,6 +18,7 @@ pub fn of_outcome(outcome: Outcome) -> u8 {
     match outcome {
         Outcome::Ok => OK,
         Outcome::Problems => PROBLEMS,
+        Outcome::PartlyDone => PARTLY_DONE,
         // `db psql` passes psql's own code through.
         Outcome::Exit(code) => code,
     }
@@ -39,6 +40,7 @@ mod tests {
     fn every_row_of_the_table() {
         assert_eq!(of_outcome(Outcome::Ok), 0);
         assert_eq!(of_outcome(Outcome::Problems), 1);
+        assert_eq!(of_outcome(Outcome::PartlyDone), 3);
         assert_eq!(of_outcome(Outcome::Exit(7)), 7);
         let usage = Error::Settings(SettingsError::Missing { message: "x" });
         assert_eq!(of_error(&usage), 2);

@@ -507,11 +507,13 @@ fn held_lock_is_reported_and_unlock_releases_it_like_knex() {
 
     let (code, out, _) = run(plugins
         .db()
-        .args(["unlock", "--plugin", "catalog", "--force"]));
+        .args(["unlock", "--plugin", "catalog", "--force", "--yes"]));
     assert_eq!(code, 0);
     assert_eq!(
         out,
-        "Released the lock of catalog knex_migrations (knex_migrations_lock, was held).\n"
+        format!(
+            "Release the migration lock of plugin catalog ({catalog}):\n  knex_migrations (knex_migrations_lock, held)\nReleased the lock of catalog knex_migrations (knex_migrations_lock, was held).\n"
+        )
     );
     let mut client = pg().client(&catalog);
     let rows: Vec<i32> = column(&mut client, "SELECT is_locked FROM knex_migrations_lock");
@@ -907,11 +909,14 @@ fn unlock_refuses_while_a_backend_pod_is_starting() {
         "catalog",
         "--table",
         "knex_migrations",
+        "--yes",
     ]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out,
-        "Released the lock of catalog knex_migrations (knex_migrations_lock, was held).\n"
+        format!(
+            "Release the migration lock of plugin catalog ({catalog}):\n  knex_migrations (knex_migrations_lock, held)\nReleased the lock of catalog knex_migrations (knex_migrations_lock, was held).\n"
+        )
     );
     let status = json_out(plugins.db().args(["status", "--plugin", "catalog"]), 0);
     assert_eq!(
@@ -1502,11 +1507,17 @@ fn a_rollback_that_fails_part_way_says_what_was_undone_and_frees_the_lock() {
         checkout.to_str().unwrap(),
         "--yes",
     ]));
-    assert_eq!(code, 2, "{out}\n{err}");
-    assert!(out.contains("Rolled back: 20250103000000_c.js\nNOT rolled back (still applied): 20250102000000_b.js\n"), "{out}\n{err}");
+    // Changed part-way: exit 3, not 2 ("nothing changed"); the report is read back from the database.
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert!(out.contains("Rolled back: 20250103000000_c.js\nNOT rolled back (still applied): 20250102000000_b.js\nKnex stopped with: boom: demo_b cannot be undone\n"), "{out}\n{err}");
     assert_eq!(
         err.lines().last().unwrap(),
         "error: the rollback stopped part-way (boom: demo_b cannot be undone): undone 20250103000000_c.js, not undone 20250102000000_b.js; the lock is released"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error: ")).count(),
+        1,
+        "{err}"
     );
     let mut client = pg().client(&demo);
     let rows: Vec<String> = column(&mut client, "SELECT name FROM knex_migrations ORDER BY id");

@@ -3,6 +3,7 @@
 //! for reading are read-only sessions, so `db status` cannot create or change anything.
 
 mod error;
+pub mod lock;
 mod tls;
 
 use std::time::Duration;

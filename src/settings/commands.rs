@@ -32,6 +32,8 @@ pub enum DbCommandSettings {
         plugin: String,
         table: Option<String>,
         force: bool,
+        dry_run: bool,
+        yes: bool,
     },
     Psql {
         plugin: String,
@@ -101,6 +103,8 @@ impl DbCommandSettings {
                 plugin: plugin_id(&a.plugin)?,
                 table: table(a.table.as_deref())?,
                 force: a.force,
+                dry_run: a.dry_run,
+                yes: a.yes,
             },
             DbCommand::Psql(a) => DbCommandSettings::Psql {
                 plugin: plugin_id(&a.plugin)?,

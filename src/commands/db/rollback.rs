@@ -5,8 +5,9 @@
 //! Check order, each refusing with exit 2 and nothing changed: the migration table exists; its lock
 //! is free; the named migration is completed; the runner's source has the files of every completed
 //! migration (Knex validates the whole list); no backend pod is starting.
-
-use std::io::{BufRead, IsTerminal, Write};
+//!
+//! Knex does not undo a batch atomically: when it stops after undoing some migrations, the report
+//! (read back from the database) says what was and was not undone, and the exit code is 3.
 
 use serde::Serialize;
 
@@ -14,7 +15,8 @@ use super::status::TableStatus;
 use super::unlock::starting_pods;
 use super::{Databases, DbCommandError};
 use crate::cli::OutputFormat;
-use crate::commands::Outcome;
+use crate::commands::{Outcome, confirm};
+use crate::db::lock::DEFAULT_LOCK_WAIT;
 use crate::knex::model::{
     LockState, RollbackError, RollbackTarget, completed_migration_name, rollback_plan,
 };
@@ -196,7 +198,13 @@ pub async fn run(
         return Ok(Outcome::Ok);
     }
     if !request.yes {
-        confirm(names.len())?;
+        confirm::confirm(format!(
+            "Undo {} migration{}?",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" }
+        ))
+        .await
+        .map_err(|e| refused(e.0))?;
     }
 
     // Run Knex where the newer files are.
@@ -222,6 +230,8 @@ pub async fn run(
         RollbackTarget::LastBatch => KnexUndo::Rollback,
         _ => KnexUndo::Down(names.clone()),
     };
+    // A runner that fails (an exec stream cut, say) may have undone some migrations already: the
+    // database is read back either way.
     let run = runner::run(
         &runner_source.place,
         cluster.as_ref(),
@@ -230,9 +240,14 @@ pub async fn run(
         table,
         &undo,
     )
-    .await
-    .map_err(|e| refused(e.to_string()))?;
-    tracing::info!(stderr = %run.stderr.trim(), "knex runner finished");
+    .await;
+    let run_error = match &run {
+        Ok(run) => {
+            tracing::info!(stderr = %run.stderr.trim(), "knex runner finished");
+            run.error.clone()
+        }
+        Err(e) => Some(e.to_string()),
+    };
 
     // What the database says now is the truth about what was undone.
     let mut connection = databases.connect(&target.database, false).await?;
@@ -248,11 +263,19 @@ pub async fn run(
         .filter(|n| still.contains(&n.as_str()))
         .cloned()
         .collect();
-    report.error = run.error.clone();
+    if let Err(e) = &run
+        && report.undone.is_empty()
+    {
+        // Knex did not run (or undid nothing): nothing changed.
+        return Err(refused(e.to_string()));
+    }
+    report.error = run_error;
     if LockState::from_rows(after.lock.as_deref()).blocks_migrations() {
         // Knex normally frees its lock even when a migration fails; if it could not, free it: the
         // lock was free before and no pod is starting.
-        connection.release_lock(&table_ref).await?;
+        connection
+            .release_lock_if_held(&table_ref, Some(DEFAULT_LOCK_WAIT))
+            .await?;
     }
     report.lock_released = true;
     report.status = Some(TableStatus::new(
@@ -281,17 +304,25 @@ pub async fn run(
     } else {
         render::emit(&render::render_value(&report, style));
     }
-    match (&report.error, report.not_undone.is_empty()) {
-        (None, true) => Ok(Outcome::Ok),
-        (error, _) => Err(refused(format!(
-            "the rollback stopped part-way{}: undone {}, not undone {}; the lock is released",
-            error
-                .as_ref()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default(),
-            list(&report.undone),
-            list(&report.not_undone)
-        ))),
+    if report.error.is_none() && report.not_undone.is_empty() {
+        return Ok(Outcome::Ok);
+    }
+    let message = format!(
+        "the rollback stopped part-way{}: undone {}, not undone {}; the lock is released",
+        report
+            .error
+            .as_ref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default(),
+        list(&report.undone),
+        list(&report.not_undone)
+    );
+    if report.undone.is_empty() {
+        // Nothing was undone: a failure like any other (exit 2).
+        Err(refused(message))
+    } else {
+        eprintln!("error: {}", cell(&message));
+        Ok(Outcome::PartlyDone)
     }
 }
 
@@ -351,26 +382,4 @@ fn result_text(report: &RollbackReport) -> String {
         out.push_str(&format!("Knex stopped with: {}\n", cell(error)));
     }
     out
-}
-
-/// Asks on the terminal; refuses when there is none to ask on.
-fn confirm(count: usize) -> Result<(), DbCommandError> {
-    if !std::io::stdin().is_terminal() {
-        return Err(refused("refusing to change the database without confirmation: stdin is not a terminal; pass --yes (or --dry-run to only see the plan)".into()));
-    }
-    eprint!(
-        "Undo {count} migration{}? [y/N] ",
-        if count == 1 { "" } else { "s" }
-    );
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| refused(format!("cannot read the answer: {e}")))?;
-    if matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
-        Ok(())
-    } else {
-        Err(refused("not confirmed; nothing was changed".into()))
-    }
 }

@@ -52,6 +52,8 @@ pub async fn run(
             plugin,
             table,
             force,
+            dry_run,
+            yes,
         } => {
             // With --force the pods are not checked, so the cluster is not needed.
             let pods = if *force {
@@ -59,7 +61,15 @@ pub async fn run(
             } else {
                 cluster().await
             };
-            db::unlock::run(&databases, plugin, table.as_deref(), pods, *force, style).await
+            let request = db::unlock::UnlockRequest {
+                plugin,
+                table: table.as_deref(),
+                force: *force,
+                dry_run: *dry_run,
+                yes: *yes,
+                lock_wait: settings.cluster.request_timeout,
+            };
+            db::unlock::run(&databases, &request, pods, style).await
         }
         DbCommandSettings::Psql { plugin, args } => {
             let code = db::psql::run(&databases, plugin, args).await?;

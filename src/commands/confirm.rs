@@ -1,0 +1,100 @@
+//! The question asked before a command changes the database. Reading the answer blocks, and the
+//! single-threaded runtime that runs the command also drives its open database connections, so the
+//! terminal is read on a blocking thread while the runtime goes on.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+/// Why the command did not go ahead; nothing was changed (exit 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotConfirmed(pub String);
+
+pub const NO_TERMINAL: &str = "refusing to change the database without confirmation: stdin is not a terminal; pass --yes (or --dry-run to only see the plan)";
+pub const DECLINED: &str = "not confirmed; nothing was changed";
+
+/// Asks `question` (`[y/N]` is added) on stderr and reads the answer from the terminal; refuses
+/// when stdin is not a terminal.
+pub async fn confirm(question: String) -> Result<(), NotConfirmed> {
+    if !std::io::stdin().is_terminal() {
+        return Err(NotConfirmed(NO_TERMINAL.into()));
+    }
+    ask(question, || std::io::stdin().lock()).await
+}
+
+/// Asks on stderr and reads one line from `reader`, on a blocking thread.
+pub async fn ask<R, F>(question: String, reader: F) -> Result<(), NotConfirmed>
+where
+    R: BufRead,
+    F: FnOnce() -> R + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        eprint!("{question} [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        reader()
+            .read_line(&mut answer)
+            .map_err(|e| NotConfirmed(format!("cannot read the answer: {e}")))?;
+        if matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
+            Ok(())
+        } else {
+            Err(NotConfirmed(DECLINED.into()))
+        }
+    })
+    .await
+    .map_err(|e| NotConfirmed(format!("cannot read the answer: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A terminal whose answer is typed by a task of the runtime itself.
+    struct Typed(mpsc::Receiver<Vec<u8>>, Vec<u8>);
+
+    impl Read for Typed {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.1.is_empty() {
+                // Only a guard against a hang: if the question blocked the runtime, the task that
+                // types the answer never runs.
+                self.1 = self
+                    .0
+                    .recv_timeout(Duration::from_secs(60))
+                    .map_err(|_| std::io::Error::other("the runtime was blocked"))?;
+            }
+            let n = self.1.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.1[..n]);
+            self.1.drain(..n);
+            Ok(n)
+        }
+    }
+
+    fn answer(typed: &'static str) -> Result<(), NotConfirmed> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (tx, rx) = mpsc::channel();
+            // Stands for the database connection task: it must keep running while the question waits.
+            tokio::spawn(async move {
+                tokio::task::yield_now().await;
+                tx.send(typed.as_bytes().to_vec()).unwrap();
+            });
+            ask("Release 1 lock?".into(), move || {
+                std::io::BufReader::new(Typed(rx, Vec::new()))
+            })
+            .await
+        })
+    }
+
+    #[test]
+    fn the_runtime_keeps_running_while_the_question_waits() {
+        assert_eq!(answer("y\n"), Ok(()));
+        assert_eq!(answer("YES\n"), Ok(()));
+        assert_eq!(answer("n\n"), Err(NotConfirmed(DECLINED.into())));
+        assert_eq!(answer("\n"), Err(NotConfirmed(DECLINED.into())));
+    }
+}
