@@ -817,4 +817,79 @@ mod tests {
             })
         );
     }
+
+    mod ordering {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// JavaScript's string as UTF-16 code units, encoded by hand: a character above U+FFFF becomes
+        /// a surrogate pair (0xD800–0xDBFF, 0xDC00–0xDFFF), which sorts below U+E000–U+FFFF.
+        fn utf16_units(text: &str) -> Vec<u16> {
+            let mut units = Vec::new();
+            for c in text.chars() {
+                let c = u32::from(c);
+                if c < 0x1_0000 {
+                    units.push(c as u16);
+                } else {
+                    let v = c - 0x1_0000;
+                    units.push(0xD800 + (v >> 10) as u16);
+                    units.push(0xDC00 + (v & 0x3FF) as u16);
+                }
+            }
+            units
+        }
+
+        /// File names from characters where UTF-8, char and UTF-16 orders disagree.
+        fn file_name() -> impl Strategy<Value = String> {
+            "[a-c0-9_.\u{7f}\u{e9}\u{d7ff}\u{e000}-\u{e002}\u{fffd}\u{ffff}\u{10000}\u{1f600}\u{10ffff}]{0,6}(\\.js|\\.ts|\\.d\\.ts|\\.md|)"
+        }
+
+        proptest! {
+            #[test]
+            fn js_order_is_utf16_order(a in any::<String>(), b in any::<String>()) {
+                prop_assert_eq!(js_string_cmp(&a, &b), utf16_units(&a).cmp(&utf16_units(&b)));
+            }
+
+            #[test]
+            fn js_order_is_utf16_order_where_it_differs(a in file_name(), b in file_name()) {
+                prop_assert_eq!(js_string_cmp(&a, &b), utf16_units(&a).cmp(&utf16_units(&b)));
+            }
+
+            #[test]
+            fn migrations_come_in_utf16_order(
+                folders in proptest::collection::vec(proptest::collection::vec(file_name(), 0..8), 1..4),
+                separately in any::<bool>(),
+            ) {
+                let options = LoaderOptions { sort_dirs_separately: separately, ..LoaderOptions::default() };
+                let slices: Vec<&[String]> = folders.iter().map(Vec::as_slice).collect();
+                let got = migration_files_in_folders(&slices, &options);
+                let keep = |f: &String| options.load_extensions.iter().any(|e| e == extname(f));
+                let mut want: Vec<String> = Vec::new();
+                if separately {
+                    for folder in &folders {
+                        let mut names = folder.clone();
+                        names.sort_by_key(|n| utf16_units(n));
+                        want.extend(names.into_iter().filter(keep));
+                    }
+                } else {
+                    want = folders.concat();
+                    want.sort_by_key(|n| utf16_units(n));
+                    want.retain(keep);
+                }
+                prop_assert_eq!(got, want);
+            }
+
+            #[test]
+            fn current_version_is_the_utf16_largest(names in proptest::collection::vec(file_name(), 0..8)) {
+                let rows: Vec<MigrationRow> = names.iter().enumerate().map(|(i, n)| row(i as i32 + 1, n, 1)).collect();
+                let want = names
+                    .iter()
+                    .map(|n| n.split('_').next().unwrap_or(n))
+                    .max_by_key(|v| utf16_units(v))
+                    .map_or_else(|| "none".to_string(), str::to_string);
+                prop_assert_eq!(current_version(&rows), want);
+            }
+        }
+    }
 }

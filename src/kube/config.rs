@@ -21,7 +21,9 @@ pub struct ResolvedContext {
     pub files: Vec<PathBuf>,
 }
 
-/// Reads and merges the kubeconfig files the settings point at (first file to set a value wins).
+/// Reads and merges the kubeconfig files the settings point at, as kubectl does: a cluster, user or
+/// context comes whole from the first file that names it, and the current context from the first file
+/// that sets a non-empty one (`current-context: ""`, as kubectl writes it when none is set, is unset).
 pub fn load_kubeconfig(source: &KubeconfigSource) -> Result<(Kubeconfig, Vec<PathBuf>), KubeError> {
     let (candidates, must_exist): (Vec<PathBuf>, bool) = match source {
         KubeconfigSource::Explicit(path) => (vec![path.clone()], true),
@@ -35,7 +37,9 @@ pub fn load_kubeconfig(source: &KubeconfigSource) -> Result<(Kubeconfig, Vec<Pat
             tracing::debug!(path = %path.display(), "skipping kubeconfig from $KUBECONFIG that does not exist");
             continue;
         }
-        let config = read_one(&path)?;
+        let mut config = read_one(&path)?;
+        // kube-rs's merge keeps the first `Some`, even `Some("")`; kubectl skips empty values.
+        config.current_context = config.current_context.filter(|c| !c.is_empty());
         files.push(path);
         merged = Some(match merged {
             None => config,
@@ -200,5 +204,202 @@ mod tests {
             err.to_string(),
             "context \"prod\" not found in the kubeconfig; contexts: a, b"
         );
+    }
+
+    #[test]
+    fn an_empty_current_context_does_not_hide_the_next_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("first");
+        let second = dir.path().join("second");
+        std::fs::write(
+            &first,
+            "apiVersion: v1\nkind: Config\ncurrent-context: \"\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &second,
+            "apiVersion: v1\nkind: Config\ncurrent-context: b\ncontexts:\n- name: b\n  context:\n    cluster: c\n    namespace: ns-b\n",
+        )
+        .unwrap();
+        let (kc, files) = load_kubeconfig(&KubeconfigSource::EnvList(vec![first, second])).unwrap();
+        let r = resolve_context(kc, files, &settings(None, None)).unwrap();
+        assert_eq!((r.context.as_str(), r.namespace.as_str()), ("b", "ns-b"));
+    }
+
+    mod merge {
+        use std::collections::BTreeMap;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// One context: cluster, user, namespace.
+        type ContextSpec = (String, String, Option<String>);
+
+        /// One kubeconfig file, generated.
+        #[derive(Debug, Clone)]
+        struct FileSpec {
+            current: Option<String>,
+            contexts: Vec<(String, ContextSpec)>,
+            clusters: Vec<(String, u16)>,
+            users: Vec<(String, String)>,
+        }
+
+        fn pick(options: &'static [&'static str]) -> impl Strategy<Value = String> {
+            proptest::sample::select(options).prop_map(str::to_string)
+        }
+
+        fn named<V: std::fmt::Debug + Clone>(
+            names: &'static [&'static str],
+            value: impl Strategy<Value = V>,
+        ) -> impl Strategy<Value = Vec<(String, V)>> {
+            proptest::collection::btree_map(pick(names), value, 0..=names.len())
+                .prop_map(|m| m.into_iter().collect::<Vec<_>>())
+                .prop_shuffle()
+        }
+
+        fn file_spec() -> impl Strategy<Value = FileSpec> {
+            (
+                proptest::option::of(pick(&["", "a", "b", "c", "gone"])),
+                named(
+                    &["a", "b", "c"],
+                    (
+                        pick(&["c1", "c2"]),
+                        pick(&["u1", "u2"]),
+                        proptest::option::of(pick(&["x", "y", "z"])),
+                    ),
+                ),
+                named(&["c1", "c2", "c3"], 1u16..4),
+                named(&["u1", "u2"], pick(&["t1", "t2", "t3"])),
+            )
+                .prop_map(|(current, contexts, clusters, users)| FileSpec {
+                    current,
+                    contexts,
+                    clusters,
+                    users,
+                })
+        }
+
+        fn yaml(spec: &FileSpec) -> String {
+            let mut text = String::from("apiVersion: v1\nkind: Config\n");
+            if let Some(current) = &spec.current {
+                text.push_str(&format!("current-context: {current:?}\n"));
+            }
+            if !spec.clusters.is_empty() {
+                text.push_str("clusters:\n");
+                for (name, port) in &spec.clusters {
+                    text.push_str(&format!(
+                        "- name: {name}\n  cluster:\n    server: https://127.0.0.1:{port}\n"
+                    ));
+                }
+            }
+            if !spec.users.is_empty() {
+                text.push_str("users:\n");
+                for (name, token) in &spec.users {
+                    text.push_str(&format!("- name: {name}\n  user:\n    token: {token}\n"));
+                }
+            }
+            if !spec.contexts.is_empty() {
+                text.push_str("contexts:\n");
+                for (name, (cluster, user, namespace)) in &spec.contexts {
+                    text.push_str(&format!(
+                        "- name: {name}\n  context:\n    cluster: {cluster}\n    user: {user}\n"
+                    ));
+                    if let Some(namespace) = namespace {
+                        text.push_str(&format!("    namespace: {namespace}\n"));
+                    }
+                }
+            }
+            text
+        }
+
+        /// kubectl's rule, written plainly: each name's entry comes whole from the first file naming it.
+        fn first_wins<V: Clone>(
+            lists: impl Iterator<Item = Vec<(String, V)>>,
+        ) -> BTreeMap<String, V> {
+            let mut merged = BTreeMap::new();
+            for list in lists {
+                for (name, value) in list {
+                    merged.entry(name).or_insert(value);
+                }
+            }
+            merged
+        }
+
+        /// What the merged kubeconfig says, looked up by name as every consumer looks it up.
+        fn by_name<T, V>(
+            list: &[T],
+            name: impl Fn(&T) -> &String,
+            value: impl Fn(&T) -> V,
+        ) -> BTreeMap<String, V> {
+            let mut merged = BTreeMap::new();
+            for item in list {
+                merged
+                    .entry(name(item).clone())
+                    .or_insert_with(|| value(item));
+            }
+            merged
+        }
+
+        proptest! {
+            #[test]
+            fn merge_matches_kubectl(specs in proptest::collection::vec(file_spec(), 1..=3)) {
+                let dir = tempfile::tempdir().unwrap();
+                let mut paths = Vec::new();
+                for (i, spec) in specs.iter().enumerate() {
+                    let path = dir.path().join(format!("config-{i}"));
+                    std::fs::write(&path, yaml(spec)).unwrap();
+                    paths.push(path);
+                }
+                // A path in $KUBECONFIG that does not exist is skipped.
+                paths.insert(1, dir.path().join("absent"));
+                let (merged, files) = load_kubeconfig(&KubeconfigSource::EnvList(paths)).unwrap();
+                prop_assert_eq!(files.len(), specs.len());
+
+                let want_contexts = first_wins(specs.iter().map(|s| s.contexts.clone()));
+                let got_contexts = by_name(&merged.contexts, |c| &c.name, |c| {
+                    let c = c.context.as_ref().unwrap();
+                    (c.cluster.clone(), c.user.clone().unwrap(), c.namespace.clone())
+                });
+                prop_assert_eq!(&got_contexts, &want_contexts);
+                let want_clusters = first_wins(specs.iter().map(|s| {
+                    s.clusters.iter().map(|(n, port)| (n.clone(), format!("https://127.0.0.1:{port}"))).collect()
+                }));
+                let got_clusters = by_name(&merged.clusters, |c| &c.name, |c| {
+                    c.cluster.as_ref().unwrap().server.clone().unwrap()
+                });
+                prop_assert_eq!(got_clusters, want_clusters);
+                let want_users = first_wins(specs.iter().map(|s| s.users.clone()));
+                let got_users = by_name(&merged.auth_infos, |u| &u.name, |u| {
+                    let user = serde_json::to_value(u.auth_info.as_ref().unwrap()).unwrap();
+                    user["token"].as_str().unwrap().to_string()
+                });
+                prop_assert_eq!(got_users, want_users);
+
+                let want_current = specs.iter().find_map(|s| s.current.clone().filter(|c| !c.is_empty()));
+                prop_assert_eq!(&merged.current_context, &want_current);
+                let resolved = resolve_context(merged, files, &settings(None, None));
+                match want_current {
+                    None => {
+                        let no_current = matches!(resolved, Err(KubeError::NoCurrentContext { .. }));
+                        prop_assert!(no_current, "{:?}", resolved);
+                    }
+                    Some(name) => match want_contexts.get(&name) {
+                        None => {
+                            let unknown = matches!(resolved, Err(KubeError::UnknownContext { .. }));
+                            prop_assert!(unknown, "{:?}", resolved);
+                        }
+                        Some((_, _, namespace)) => {
+                            let resolved = resolved.unwrap();
+                            prop_assert_eq!(resolved.context, name);
+                            prop_assert_eq!(
+                                resolved.namespace,
+                                namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+                            );
+                        }
+                    },
+                }
+            }
+        }
     }
 }

@@ -37,8 +37,12 @@ pub enum StartupFailure {
 }
 
 static CORRUPT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"The migration directory is corrupt, the following files are missing: ([^\n\x22]*)")
-        .unwrap()
+    // The list ends at the end of the line, or where a JSON string ends (`"`) or escapes the next
+    // character (`\n    at Migrator…` of a stack in a JSON log line).
+    Regex::new(
+        r"The migration directory is corrupt, the following files are missing: ([^\n\r\x22\\]*)",
+    )
+    .unwrap()
 });
 static LOCKED: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"Migration table is already locked").unwrap());
@@ -68,7 +72,7 @@ pub fn diagnose(log: &str) -> Option<StartupFailure> {
         let caps = CORRUPT.captures(lines[i]).expect("matched above");
         let missing_files = caps[1]
             .split(',')
-            .map(|f| f.trim().trim_end_matches("\\n").trim())
+            .map(str::trim)
             .filter(|f| !f.is_empty())
             .map(str::to_string)
             .collect();
@@ -226,6 +230,21 @@ Backend failed to start up Error: Plugin 'catalog' startup failed; caused by Err
     }
 
     #[test]
+    fn corrupt_migration_directory_in_a_json_stack() {
+        let log = r#"{"level":"error","message":"Plugin 'catalog' startup failed","stack":"Error: The migration directory is corrupt, the following files are missing: 20241003170511_alter_target_in_locations.js, 20250102120000_refresh_state_index.js\n    at Migrator._validateMigrationList (/app/node_modules/knex/lib/migrations/migrate/Migrator.js:573:13)","plugin":"catalog"}"#;
+        assert_eq!(
+            diagnose(log),
+            Some(StartupFailure::CorruptMigrationDirectory {
+                plugin: Some("catalog".into()),
+                missing_files: vec![
+                    "20241003170511_alter_target_in_locations.js".into(),
+                    "20250102120000_refresh_state_index.js".into()
+                ],
+            })
+        );
+    }
+
+    #[test]
     fn lock_auth_connection_and_plugin_failures() {
         assert_eq!(
             diagnose(
@@ -283,5 +302,101 @@ Backend failed to start up Error: Plugin 'catalog' startup failed; caused by Err
                 .contains("kubectl backstage db rollback --plugin catalog")
         );
         assert!(f.hint("p", "c").contains("kubectl backstage db plan"));
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Knex migration file names: no comma, quote, backslash or space.
+        fn file_name() -> impl Strategy<Value = String> {
+            "[0-9]{14}_[a-z][a-z_]{0,24}\\.(js|cjs|ts)"
+        }
+
+        /// Pieces of the lines the patterns look for, to be put together in any order.
+        const FRAGMENTS: &[&str] = &[
+            "Plugin '",
+            "catalog",
+            "' startup failed; caused by ",
+            "TypeError: ",
+            "The migration directory is corrupt, the following files are missing: ",
+            "1_a.js",
+            ", ",
+            ",",
+            "\"plugin\":\"",
+            "\"",
+            "\\",
+            "\\n",
+            "plugin=",
+            "password authentication failed for user ",
+            "no pg_hba.conf entry for host",
+            "connect ECONNREFUSED ",
+            "getaddrinfo ENOTFOUND ",
+            "database ",
+            " does not exist",
+            "Migration table is already locked",
+            "\r",
+            " ",
+            "\u{e9}",
+            "\u{1F600}",
+        ];
+
+        /// How a Backstage backend prints the Knex error on one line.
+        fn framed(list: &str, frame: usize, prefix: &str) -> String {
+            let error = format!(
+                "The migration directory is corrupt, the following files are missing: {list}"
+            );
+            match frame {
+                0 => format!("{prefix}{error}"),
+                1 => format!("{prefix}{error}\r"),
+                2 => format!(
+                    "Backend failed to start up Error: Plugin 'catalog' startup failed; caused by Error: {error}"
+                ),
+                3 => format!(
+                    r#"{{"level":"error","message":"Backend failed to start up","error":"Error: {error}","plugin":"auth"}}"#
+                ),
+                4 => format!(
+                    r#"{{"level":"error","message":"Plugin 'catalog' startup failed","stack":"Error: {error}\n    at Migrator._validateMigrationList (/app/node_modules/knex/lib/migrations/migrate/Migrator.js:573:13)\n    at Migrator.latest (/app/node_modules/knex/lib/migrations/migrate/Migrator.js:71:7)","service":"backstage"}}"#
+                ),
+                _ => format!(r#"{{"message":"{{\"error\":\"{error}\"}}","level":"error"}}"#),
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn never_panics_on_any_log(log in any::<String>()) {
+                let _ = diagnose(&log);
+            }
+
+            #[test]
+            fn never_panics_on_log_like_lines(lines in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..8)
+                    .prop_map(|parts| parts.concat()),
+                0..40,
+            )) {
+                let _ = diagnose(&lines.join("\n"));
+            }
+
+            #[test]
+            fn missing_files_are_read_exactly(
+                files in proptest::collection::vec(file_name(), 1..5),
+                before in proptest::collection::vec("[^\n]{0,60}", 0..20),
+                after in proptest::collection::vec("[^\n]{0,60}", 0..20),
+                frame in 0usize..6,
+                prefix in "[^\n\"]{0,30}",
+            ) {
+                let mut lines = before;
+                lines.push(framed(&files.join(", "), frame, &prefix));
+                lines.extend(after);
+                let log = lines.join("\n");
+                match diagnose(&log) {
+                    Some(StartupFailure::CorruptMigrationDirectory { missing_files, .. }) => {
+                        prop_assert_eq!(missing_files, files);
+                    }
+                    other => prop_assert!(false, "{:?} from {:?}", other, log),
+                }
+            }
+        }
     }
 }

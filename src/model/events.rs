@@ -99,6 +99,8 @@ impl EventRow {
 }
 
 /// Oldest first by last seen; events seen at the same instant keep the order the server listed them in.
+/// Events with no time at all (the server always sets a creation time, so only hand-made ones) come
+/// first.
 pub fn sort_by_last_seen(rows: &mut [EventRow]) {
     rows.sort_by_key(|r| r.last_seen);
 }
@@ -252,5 +254,85 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown kind \"widget\"")
         );
+    }
+
+    mod properties {
+        use k8s_openapi::api::core::v1::EventSeries;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// The times an event may carry, in fallback order: lastTimestamp, series.lastObservedTime,
+        /// eventTime, firstTimestamp, creationTimestamp — each absent or one of a few instants, so
+        /// that ties are common.
+        type Times = [Option<u8>; 5];
+
+        fn instant(minute: u8) -> Timestamp {
+            Timestamp::from_second(1_795_000_000 + 60 * i64::from(minute)).unwrap()
+        }
+
+        fn event_with(name: usize, times: &Times, with_series: bool) -> Event {
+            let at = |i: usize| times[i].map(instant);
+            Event {
+                metadata: ObjectMeta {
+                    name: Some(name.to_string()),
+                    creation_timestamp: at(4).map(Time),
+                    ..ObjectMeta::default()
+                },
+                last_timestamp: at(0).map(Time),
+                series: (with_series || times[1].is_some()).then(|| EventSeries {
+                    count: Some(2),
+                    last_observed_time: at(1).map(MicroTime),
+                }),
+                event_time: at(2).map(MicroTime),
+                first_timestamp: at(3).map(Time),
+                ..Event::default()
+            }
+        }
+
+        fn times() -> impl Strategy<Value = (Times, bool)> {
+            (
+                proptest::array::uniform5(proptest::option::of(0u8..4)),
+                any::<bool>(),
+            )
+        }
+
+        proptest! {
+            #[test]
+            fn last_seen_is_the_first_time_in_the_chain((times, series) in times()) {
+                let want = times.iter().flatten().next().map(|m| instant(*m));
+                prop_assert_eq!(last_seen(&event_with(0, &times, series)), want);
+            }
+
+            #[test]
+            fn sorting_is_a_stable_permutation_by_last_seen(
+                events in proptest::collection::vec(times(), 0..30),
+            ) {
+                let rows: Vec<EventRow> = events
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (times, series))| EventRow::from_event(&event_with(i, times, *series)))
+                    .collect();
+                let mut sorted = rows.clone();
+                sort_by_last_seen(&mut sorted);
+
+                // A permutation: every listed position once.
+                let mut positions: Vec<usize> = sorted.iter().map(|r| r.name.parse().unwrap()).collect();
+                let order = positions.clone();
+                positions.sort_unstable();
+                prop_assert_eq!(positions, (0..rows.len()).collect::<Vec<_>>());
+                for (row, position) in sorted.iter().zip(&order) {
+                    prop_assert_eq!(row, &rows[*position]);
+                }
+                // Sorted by last seen (no time first), and in listed order among equal times.
+                for (pair, positions) in sorted.windows(2).zip(order.windows(2)) {
+                    prop_assert!(pair[0].last_seen <= pair[1].last_seen);
+                    if pair[0].last_seen == pair[1].last_seen {
+                        prop_assert!(positions[0] < positions[1]);
+                    }
+                }
+            }
+        }
     }
 }
