@@ -14,5 +14,6 @@ mod time;
 pub use fixtures::{Fixtures, LogKey, incident_dir};
 pub use selectors::{FieldSelector, LabelSelector};
 pub use server::{FakeApiServer, RecordedRequest, ServerOptions};
+pub use store::Expiry;
 pub use table::pod_status;
 pub use time::{ANCHOR, human_duration, rebase_delta_secs, rebased, rebased_anchor, unix_seconds};

@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::discovery::{self, Resource};
 use crate::fixtures::Fixtures;
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::store::{Change, Store};
+use crate::store::{Change, Expiry, Store, gone_status};
 use crate::table::{self, Include};
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -271,6 +271,14 @@ impl FakeApiServer {
     pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
         let res = discovery::for_kind("", kind)?;
         self.shared.store().get(res.storage, namespace, name)
+    }
+
+    /// Expires every resourceVersion up to now, as an etcd compaction does: open watches end (with an
+    /// `ERROR` event carrying a 410 Status, for [`Expiry::WatchEvent`]) and a watch from an older
+    /// resourceVersion is refused with 410 Gone, the way `how` says. Lists are not affected, so a
+    /// client that lists again can watch on from the list's version.
+    pub fn expire_resource_versions(&self, how: Expiry) {
+        self.shared.store().compact(how);
     }
 
     /// The current resourceVersion (what a list would report).
@@ -1041,6 +1049,10 @@ struct Watch {
     next_bookmark: tokio::time::Instant,
     headers_sent: bool,
     rv: u64,
+    /// Ends the watch at the next compaction of the store.
+    compactions: tokio::sync::watch::Receiver<(u64, Expiry)>,
+    /// Set when the watch ends once its queue is sent.
+    ending: bool,
 }
 
 const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
@@ -1067,6 +1079,15 @@ impl Watch {
             serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         line.push(b'\n');
         self.queue.push_back(Bytes::from(line));
+    }
+
+    /// The ERROR event of a watch whose resourceVersion has expired; the watch then ends.
+    fn push_gone(&mut self, status: Value) {
+        let mut line =
+            serde_json::to_vec(&json!({"type": "ERROR", "object": status})).unwrap_or_default();
+        line.push(b'\n');
+        self.queue.push_back(Bytes::from(line));
+        self.ending = true;
     }
 
     fn push_bookmark(&mut self, initial_end: bool) {
@@ -1136,6 +1157,10 @@ fn start_watch(
         .unwrap_or(1800);
     let now = tokio::time::Instant::now();
     let store = shared.store();
+    let gone = from.and_then(|rv| Some((rv, store.expired(rv)?)));
+    if let Some((rv, Expiry::HttpStatus)) = gone {
+        return json_response(StatusCode::GONE, &gone_status(rv, store.compacted()));
+    }
     let mut w = Watch {
         res,
         filter,
@@ -1147,8 +1172,11 @@ fn start_watch(
         next_bookmark: now + BOOKMARK_EVERY,
         headers_sent: false,
         rv: store.resource_version(),
+        compactions: store.compactions(),
+        ending: false,
     };
     match from {
+        Some(rv) if gone.is_some() => w.push_gone(gone_status(rv, store.compacted())),
         Some(rv) if !send_initial => {
             for c in store.history_after(res.storage, rv) {
                 w.on_change(c);
@@ -1173,12 +1201,27 @@ fn start_watch(
             if let Some(b) = w.queue.pop_front() {
                 return Some((Ok::<_, Infallible>(Frame::data(b)), w));
             }
+            if w.ending {
+                return None;
+            }
             let wake = if w.bookmarks {
                 w.deadline.min(w.next_bookmark)
             } else {
                 w.deadline
             };
             tokio::select! {
+                // A compaction first: changes made after it never reach a watch it has expired.
+                biased;
+                changed = w.compactions.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    let (compacted, expiry) = *w.compactions.borrow_and_update();
+                    match expiry {
+                        Expiry::WatchEvent => w.push_gone(gone_status(w.rv, compacted)),
+                        Expiry::HttpStatus => w.ending = true,
+                    }
+                }
                 r = w.rx.recv() => match r {
                     Ok(c) => w.on_change(c),
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
