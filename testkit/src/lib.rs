@@ -5,11 +5,17 @@
 mod discovery;
 mod exec;
 mod fixtures;
+mod list;
+mod logs;
+mod responses;
+mod router;
 mod selectors;
 mod server;
 mod store;
 mod table;
 mod time;
+mod tls;
+mod watch;
 
 pub use fixtures::{Fixtures, LogKey, incident_dir};
 pub use selectors::{FieldSelector, LabelSelector};
