@@ -5,9 +5,9 @@
 mod rig;
 
 use std::io::{BufRead, BufReader};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use backstage_testkit::{Fixtures, ServerOptions};
+use backstage_testkit::{Expiry, Fixtures, ServerOptions};
 use rig::{Rig, TOKEN, json, run, stdout_of};
 use serde_json::{Value, json};
 
@@ -355,4 +355,88 @@ fn watch_prints_new_events_as_they_come() {
     );
     child.kill().unwrap();
     let _ = child.wait();
+}
+
+fn warning_event(rig: &Rig, name: &str) {
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    rig.server.apply(json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": name, "namespace": "backstage", "creationTimestamp": now},
+        "involvedObject": {"kind": "Deployment", "name": "backstage", "namespace": "backstage"},
+        "reason": "TestReason", "message": "m", "type": "Warning", "count": 1,
+        "firstTimestamp": now, "lastTimestamp": now, "source": {"component": "test"}
+    }));
+}
+
+#[test]
+fn watch_lists_again_after_410_gone_and_shows_only_what_is_new() {
+    let rig = Rig::incident();
+    let mut child = rig
+        .plugin_process()
+        .args(["events", "--watch", "-o", "json", "--types", "Warning"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    rig::kill_after(&child, Duration::from_secs(90));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..11 {
+        lines.next().unwrap().unwrap();
+    }
+    for (how, name, refused_with) in [
+        (Expiry::WatchEvent, "backstage.after-error-event", 200),
+        (Expiry::HttpStatus, "backstage.after-http-410", 410),
+    ] {
+        let before = rig.server.requests().len();
+        rig.server.expire_resource_versions(how);
+        let fresh = rig.server.resource_version().to_string();
+        // An event made while the watch is down: the new list has it.
+        warning_event(&rig, &format!("{name}.during"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let since = loop {
+            let since = rig.server.requests().split_off(before);
+            if since.iter().any(|r| {
+                r.is_watch()
+                    && r.param("resourceVersion")
+                        .is_some_and(|v| v.parse::<u64>().unwrap() > fresh.parse().unwrap())
+            }) {
+                break since;
+            }
+            assert!(Instant::now() < deadline, "no new watch: {since:#?}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(
+            since
+                .iter()
+                .any(|r| !r.is_watch() && r.path.ends_with("/events")),
+            "listed again: {since:#?}"
+        );
+        assert!(
+            since
+                .iter()
+                .any(|r| r.is_watch() && r.status == refused_with),
+            "{since:#?}"
+        );
+        // An event made after the new watch started: it comes as it happens.
+        warning_event(&rig, &format!("{name}.after"));
+        let names: Vec<String> = (0..2)
+            .map(|_| {
+                json(&lines.next().unwrap().unwrap())["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [format!("{name}.during"), format!("{name}.after")],
+            "only the new events, not the whole list again"
+        );
+    }
+    assert!(child.try_wait().unwrap().is_none(), "still watching");
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }

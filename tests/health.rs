@@ -6,6 +6,7 @@ mod rig;
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
+use backstage_testkit::{Expiry, RecordedRequest};
 use rig::{Rig, json, run, stdout_of};
 use serde_json::{Value, json};
 
@@ -330,12 +331,15 @@ fn wait_times_out_with_exit_1_and_says_what_is_wrong() {
     let rig = Rig::incident();
     let (code, out, err) = run(rig.plugin().args(["health", "--wait", "--timeout", "2s"]));
     assert_eq!(code, 1);
-    assert!(
-        err.contains("timed out after 2s waiting for the rollout"),
-        "{err}"
+    assert_eq!(
+        err, "error: timed out after 2s waiting for the rollout: 7 problems remain (see above)\n",
+        "one line with a count, not every finding again"
     );
-    assert!(err.contains("pod/backstage-7d9f6b5c8-x2x7p"), "{err}");
     assert!(out.contains("FINDINGS"), "the report is printed: {out}");
+    assert!(
+        out.contains("pod/backstage-7d9f6b5c8-x2x7p"),
+        "the findings are above the line: {out}"
+    );
     assert!(
         rig.server.requests().iter().any(|r| r.is_watch()),
         "--wait watches"
@@ -442,6 +446,96 @@ fn watch_redraws_when_a_pod_changes() {
         .filter(|r| !r.is_watch() && r.method == "GET" && !r.path.ends_with("/log"))
         .count();
     assert_eq!(lists_before, lists_after, "a watch, not polling");
+}
+
+/// Expires every resourceVersion (`how`) and waits until the plugin has watched pods again from a
+/// version the server still has: it had to list again. Returns the requests made meanwhile.
+fn expire_and_wait_for_the_new_watch(rig: &Rig, how: Expiry) -> Vec<RecordedRequest> {
+    let before = rig.server.requests().len();
+    rig.server.expire_resource_versions(how);
+    let fresh = rig.server.resource_version().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let since: Vec<_> = rig.server.requests().split_off(before);
+        if since.iter().any(|r| {
+            r.is_watch()
+                && r.path.ends_with("/pods")
+                && r.param("resourceVersion").as_deref() == Some(&fresh)
+        }) {
+            return since;
+        }
+        assert!(Instant::now() < deadline, "no new watch: {since:#?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reads JSON lines until one satisfies `wanted` (the plugin may redraw in between).
+fn next_matching(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    for _ in 0..20 {
+        let report = json(&lines.next().expect("the plugin goes on").unwrap());
+        if wanted(&report) {
+            return report;
+        }
+    }
+    panic!("no report showed the change");
+}
+
+#[test]
+fn watch_lists_again_and_goes_on_when_the_resource_version_expires() {
+    let rig = Rig::incident();
+    let mut child = rig
+        .plugin_process()
+        .args(["health", "-n", "backstage-staging", "--watch", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    rig::kill_after(&child, Duration::from_secs(90));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = json(&lines.next().unwrap().unwrap());
+    assert_eq!(first["pods"][0]["status"], "Running");
+    let name = "backstage-5f6d7c8b9a-h2kxm";
+
+    // As kube-apiserver does: an ERROR event with a 410 Status on the open watches.
+    let since = expire_and_wait_for_the_new_watch(&rig, Expiry::WatchEvent);
+    assert!(
+        since
+            .iter()
+            .any(|r| !r.is_watch() && r.path.ends_with("/pods") && r.status == 200),
+        "listed pods again: {since:#?}"
+    );
+    let mut pod = rig.server.get("Pod", "backstage-staging", name).unwrap();
+    pod["status"]["containerStatuses"][0]["ready"] = json!(false);
+    pod["status"]["containerStatuses"][0]["state"] =
+        json!({"waiting": {"reason": "CrashLoopBackOff"}});
+    rig.server.apply(pod);
+    let seen = next_matching(&mut lines, |r| r["pods"][0]["status"] == "CrashLoopBackOff");
+    assert_eq!(seen["healthy"], false);
+
+    // Or as an HTTP 410 on the next watch request.
+    let since = expire_and_wait_for_the_new_watch(&rig, Expiry::HttpStatus);
+    assert!(
+        since
+            .iter()
+            .any(|r| r.is_watch() && r.path.ends_with("/pods") && r.status == 410),
+        "the watch was refused with 410: {since:#?}"
+    );
+    rig.server.delete("Pod", "backstage-staging", name);
+    next_matching(&mut lines, |r| {
+        r["pods"].as_array().is_some_and(|p| p.is_empty())
+    });
+
+    assert!(child.try_wait().unwrap().is_none(), "still watching");
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "nothing on stderr"
+    );
 }
 
 #[test]

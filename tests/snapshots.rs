@@ -41,3 +41,101 @@ fn health_and_events_tables() {
     assert_eq!(code, 0);
     insta::assert_snapshot!("events_warnings", stable(&out));
 }
+
+/// Runs the plugin with its stdout on a real terminal of `columns` columns (a pseudo-terminal made by
+/// util-linux `script`), colour off. Returns the exit code and what the terminal received.
+fn on_terminal(rig: &Rig, columns: u16, args: &[&str]) -> (i32, String) {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let binary = assert_cmd::cargo::cargo_bin("kubectl-backstage");
+    let command = format!(
+        "stty cols {columns} rows 60; exec {} {}",
+        quote(&binary.to_string_lossy()),
+        args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", rig.home())
+        .env("KUBECONFIG", &rig.kubeconfig)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("util-linux script runs");
+    let text = String::from_utf8(out.stdout).unwrap().replace('\r', "");
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Every name appears whole on one line of `text`.
+fn assert_whole(text: &str, names: &[&str]) {
+    for name in names {
+        assert!(
+            text.lines().any(|l| l.contains(name)),
+            "{name} is wrapped or cut:\n{text}"
+        );
+    }
+}
+
+const POD_NAMES: [&str; 7] = [
+    "backstage-6c9f8d7b54-k4m2x",
+    "backstage-6c9f8d7b54-q8zvn",
+    "backstage-7d9f6b5c8-x2x7p",
+    "backstage-postgresql-0",
+    "backstage-pr-1234-5b7c9d8f6d-wq9rt",
+    "backstage-worker-59c8d7f6b-mz5ql",
+    "backstage-worker-8f7b6c5d4-r7tjh",
+];
+
+const WORKLOADS: [&str; 4] = [
+    "deployment/backstage",
+    "deployment/backstage-pr-1234",
+    "deployment/backstage-worker",
+    "statefulset/backstage-postgresql",
+];
+
+#[test]
+fn tables_on_a_terminal_of_80_and_120_columns_never_wrap_names() {
+    let rig = Rig::incident();
+    for columns in [80, 120] {
+        let (code, out) = on_terminal(&rig, columns, &["health"]);
+        assert_eq!(code, 1, "{out}");
+        assert_whole(&out, &POD_NAMES);
+        assert_whole(&out, &WORKLOADS);
+        insta::assert_snapshot!(format!("health_terminal_{columns}"), stable(&out));
+
+        let (code, out) = on_terminal(&rig, columns, &["events", "--types", "Warning"]);
+        assert_eq!(code, 0, "{out}");
+        assert_whole(
+            &out,
+            &[
+                "pod/backstage-pr-1234-5b7c9d8f6d-wq9rt",
+                "pod/backstage-worker-8f7b6c5d4-r7tjh",
+                "pod/backstage-6c9f8d7b54-k4m2x",
+                "deployment/backstage",
+            ],
+        );
+        insta::assert_snapshot!(format!("events_terminal_{columns}"), stable(&out));
+
+        // Short names leave room at 120 columns, so the message wraps there, and only the message.
+        let (code, out) = on_terminal(
+            &rig,
+            columns,
+            &[
+                "events",
+                "--types",
+                "Warning",
+                "--for",
+                "pod/backstage-6c9f8d7b54-q8zvn",
+            ],
+        );
+        assert_eq!(code, 0, "{out}");
+        assert_whole(&out, &["pod/backstage-6c9f8d7b54-q8zvn"]);
+        if columns == 120 {
+            assert!(out.lines().count() > 2, "the message wraps: {out}");
+            for line in out.lines() {
+                assert!(line.chars().count() <= 120, "too long: {line:?}");
+            }
+        }
+        insta::assert_snapshot!(format!("events_for_pod_terminal_{columns}"), stable(&out));
+    }
+}

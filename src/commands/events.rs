@@ -1,6 +1,6 @@
 //! `events`: the namespace's events ordered by when they were last seen, filtered, optionally followed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -68,8 +68,10 @@ pub async fn run(
     };
 
     let mut rows = Vec::new();
+    let mut seen = Seen::default();
     let version = cluster
         .list_pages::<Event>("events", None, |page| {
+            seen.note_all(&page);
             rows.extend(
                 page.iter()
                     .map(EventRow::from_event)
@@ -90,7 +92,34 @@ pub async fn run(
         render::emit(&render::render(&report, style));
         return Ok(Outcome::Ok);
     }
-    follow(cluster, &report, style, &filter, version).await
+    follow(cluster, &report, style, &filter, version, seen).await
+}
+
+/// The versions of events already shown, so that a list taken again after the watch expired (410
+/// Gone) shows only what is new or changed since.
+#[derive(Default)]
+struct Seen(HashSet<(String, String)>);
+
+impl Seen {
+    fn key(event: &Event) -> (String, String) {
+        (
+            event
+                .metadata
+                .uid
+                .clone()
+                .unwrap_or_else(|| event.name_any()),
+            event.metadata.resource_version.clone().unwrap_or_default(),
+        )
+    }
+
+    fn note_all(&mut self, events: &[Event]) {
+        self.0.extend(events.iter().map(Seen::key));
+    }
+
+    /// Notes the event; true when this version of it was not seen before.
+    fn is_new(&mut self, event: &Event) -> bool {
+        self.0.insert(Seen::key(event))
+    }
 }
 
 /// `--watch`: what is there, then every new or updated event as one more row (or JSON line).
@@ -100,6 +129,7 @@ async fn follow(
     style: &Style,
     filter: &EventFilter,
     version: String,
+    mut seen: Seen,
 ) -> Result<Outcome, KubeError> {
     let structured = matches!(style.format, OutputFormat::Json | OutputFormat::Yaml);
     let printer = EventRowPrinter::new(*style, &report.events, report.now);
@@ -131,10 +161,16 @@ async fn follow(
         let rows: Vec<EventRow> = match change {
             None => return Ok(Outcome::Ok),
             Some(Err(e)) => return Err(e),
-            Some(Ok(WatchChange::Applied(event))) => vec![EventRow::from_event(&event)],
-            Some(Ok(WatchChange::Deleted(_))) => continue,
+            Some(Ok(WatchChange::Applied(event))) if seen.is_new(&event) => {
+                vec![EventRow::from_event(&event)]
+            }
+            Some(Ok(WatchChange::Applied(_) | WatchChange::Deleted(_))) => continue,
             Some(Ok(WatchChange::Relisted(events))) => {
-                let mut rows: Vec<_> = events.iter().map(EventRow::from_event).collect();
+                let mut rows: Vec<_> = events
+                    .iter()
+                    .filter(|e| seen.is_new(e))
+                    .map(EventRow::from_event)
+                    .collect();
                 sort_by_last_seen(&mut rows);
                 rows
             }

@@ -120,7 +120,7 @@ pub async fn run(
             () = tokio::time::sleep_until(deadline), if args.wait => {
                 if progress { eprint!("\r\x1b[2K"); }
                 render::emit(&render::render(&report, style));
-                eprintln!("error: timed out after {} waiting for the rollout; still wrong: {}", humantime(args.timeout), still_wrong(&report));
+                eprintln!("error: timed out after {} waiting for the rollout: {}", humantime(args.timeout), still_wrong(&report));
                 return Ok(Outcome::Problems);
             }
             _ = &mut interrupt => {
@@ -254,16 +254,13 @@ async fn report(cluster: &Cluster, snapshot: &Snapshot, logs: &mut LogCache) -> 
     )
 }
 
+/// What the time-out line says is left: a count, as the findings themselves are printed above it.
 fn still_wrong(report: &HealthReport) -> String {
-    if report.findings.is_empty() {
-        return "pods not ready".into();
+    match report.findings.len() {
+        0 => "pods are not ready yet (see above)".into(),
+        1 => "1 problem remains (see above)".into(),
+        n => format!("{n} problems remain (see above)"),
     }
-    report
-        .findings
-        .iter()
-        .map(|f| format!("{} ({})", f.object, f.message))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 fn truncate(text: &str, max: usize) -> String {

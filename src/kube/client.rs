@@ -364,47 +364,16 @@ impl Cluster {
             params = params.labels(selector);
         }
         loop {
-            let stream = self
-                .call(
-                    || self.action("watch", resource),
-                    api.watch(&params, &version),
-                )
-                .await?;
-            let mut stream = stream.boxed();
-            let mut expired = false;
-            while let Some(event) = stream
-                .try_next()
-                .await
-                .map_err(|e| self.error(e, self.action("watch", resource)))?
+            let expired = match self
+                .watch_once(&api, &params, resource, &mut version, sender)
+                .await?
             {
-                let change = match event {
-                    WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
-                        version = obj.resource_version().unwrap_or(version);
-                        WatchChange::Applied(obj)
-                    }
-                    WatchEvent::Deleted(obj) => {
-                        version = obj.resource_version().unwrap_or(version);
-                        WatchChange::Deleted(obj)
-                    }
-                    WatchEvent::Bookmark(bookmark) => {
-                        version = bookmark.metadata.resource_version;
-                        continue;
-                    }
-                    WatchEvent::Error(status) if status.code == 410 => {
-                        expired = true;
-                        break;
-                    }
-                    WatchEvent::Error(status) => {
-                        return Err(
-                            self.error(kube::Error::Api(status), self.action("watch", resource))
-                        );
-                    }
-                };
-                if sender.send(Ok(change)).await.is_err() {
-                    return Ok(());
-                }
-            }
+                WatchEnd::Closed => false,
+                WatchEnd::Expired => true,
+                WatchEnd::ReceiverGone => return Ok(()),
+            };
             if expired {
+                tracing::info!(resource, %version, "watch expired (410 Gone); listing again");
                 let (items, fresh) = self.list_all::<K>(resource, selector.as_deref()).await?;
                 version = fresh;
                 if sender.send(Ok(WatchChange::Relisted(items))).await.is_err() {
@@ -413,6 +382,81 @@ impl Cluster {
             }
         }
     }
+
+    /// One watch request from `version`, its changes sent on, `version` kept up to date. A version too
+    /// old to watch from (410 Gone) is reported as [`WatchEnd::Expired`], whether the server said so
+    /// with the HTTP status of the request or with an ERROR event on the stream.
+    async fn watch_once<K>(
+        &self,
+        api: &Api<K>,
+        params: &WatchParams,
+        resource: &'static str,
+        version: &mut String,
+        sender: &mpsc::Sender<Result<WatchChange<K>, KubeError>>,
+    ) -> Result<WatchEnd, KubeError>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    {
+        let action = || self.action("watch", resource);
+        let stream = match self.call(action, api.watch(params, version)).await {
+            Ok(stream) => stream,
+            Err(e) if gone(&e) => return Ok(WatchEnd::Expired),
+            Err(e) => return Err(e),
+        };
+        let mut stream = stream.boxed();
+        loop {
+            let event = match stream.try_next().await {
+                Ok(Some(event)) => event,
+                Ok(None) => return Ok(WatchEnd::Closed),
+                Err(e) => {
+                    let e = self.error(e, action());
+                    return if gone(&e) {
+                        Ok(WatchEnd::Expired)
+                    } else {
+                        Err(e)
+                    };
+                }
+            };
+            let change = match event {
+                WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
+                    *version = obj.resource_version().unwrap_or_else(|| version.clone());
+                    WatchChange::Applied(obj)
+                }
+                WatchEvent::Deleted(obj) => {
+                    *version = obj.resource_version().unwrap_or_else(|| version.clone());
+                    WatchChange::Deleted(obj)
+                }
+                WatchEvent::Bookmark(bookmark) => {
+                    *version = bookmark.metadata.resource_version;
+                    continue;
+                }
+                WatchEvent::Error(status) if status.code == 410 => {
+                    return Ok(WatchEnd::Expired);
+                }
+                WatchEvent::Error(status) => {
+                    return Err(self.error(kube::Error::Api(status), action()));
+                }
+            };
+            if sender.send(Ok(change)).await.is_err() {
+                return Ok(WatchEnd::ReceiverGone);
+            }
+        }
+    }
+}
+
+/// How one watch request ended.
+enum WatchEnd {
+    /// The server ended it (its timeout); resume from the last version seen.
+    Closed,
+    /// 410 Gone: the version is too old to watch from; list again.
+    Expired,
+    /// Nobody reads the changes any more.
+    ReceiverGone,
+}
+
+/// 410 Gone: the resourceVersion has expired (etcd compacted it away).
+fn gone(error: &KubeError) -> bool {
+    matches!(error, KubeError::Api { code: 410, .. })
 }
 
 /// The innermost message of an error chain: "Connection refused (os error 111)" rather than

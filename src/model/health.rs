@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use serde::Serialize;
 
 use super::diagnosis::StartupFailure;
-use super::pod::PodView;
+use super::pod::{ContainerView, PodView};
 use super::text::image_tag;
 use super::time::age;
 
@@ -234,141 +234,219 @@ fn check_workload(w: &WorkloadView) -> Option<Finding> {
     })
 }
 
+/// What one check looks at: a container of a pod, with its diagnosed previous log.
+struct ContainerFacts<'a> {
+    pod: &'a PodView,
+    container: &'a ContainerView,
+    /// `pod/NAME`.
+    object: &'a str,
+    diagnosis: Option<StartupFailure>,
+    now: Timestamp,
+}
+
+impl ContainerFacts<'_> {
+    fn finding(&self, severity: Severity, message: String, hint: String) -> Finding {
+        Finding {
+            severity,
+            object: self.object.to_string(),
+            message,
+            hint: Some(hint),
+            diagnosis: None,
+        }
+    }
+
+    /// `, last 3m ago` when the previous run's end is known.
+    fn last_restart(&self) -> String {
+        self.container
+            .last_finished_at
+            .map(|t| format!(", last {} ago", age(t, self.now)))
+            .unwrap_or_default()
+    }
+
+    fn events_hint(&self) -> String {
+        format!("see `kubectl backstage events --for {}`", self.object)
+    }
+}
+
+/// One check of one container: a finding, or `None` when it sees nothing wrong.
+type ContainerCheck = fn(&ContainerFacts) -> Option<Finding>;
+
+/// The container checks, most severe first. The first that finds something speaks for the container:
+/// what is wrong now (it crashes, cannot pull, cannot be created) hides what went wrong before (an
+/// earlier OOM kill or restart) in the same container, never in another one.
+const CONTAINER_CHECKS: [ContainerCheck; 5] = [
+    crash_looping,
+    image_unpullable,
+    not_creatable,
+    oom_killed,
+    restarted_recently,
+];
+
 fn check_pod(p: &PodView, diagnoses: &Diagnoses, now: Timestamp) -> Vec<Finding> {
-    let object = format!("pod/{}", p.name);
-    let events_hint = format!("see `kubectl backstage events --for {object}`");
     if p.terminating || p.phase == "Succeeded" {
         return Vec::new();
     }
-    let mut out = Vec::new();
-    let mut explained = false;
-    for c in &p.containers {
-        let diagnosis = diagnoses
-            .get(&(p.name.clone(), c.name.clone()))
-            .cloned()
-            .flatten();
-        let last_restart = c
-            .last_finished_at
-            .map(|t| format!(", last {} ago", age(t, now)))
-            .unwrap_or_default();
-        match c.reason.as_deref() {
-            Some("CrashLoopBackOff") | Some("Error") | Some("RunContainerError") => {
-                let mut message = format!(
-                    "container {} is in {} ({}{last_restart})",
-                    c.name,
-                    c.reason.as_deref().unwrap_or_default(),
-                    restarts(c.restarts)
-                );
-                let hint = match &diagnosis {
-                    Some(d) => {
-                        message.push_str(&format!(": {}", d.summary()));
-                        d.hint(&p.name, &c.name)
-                    }
-                    None => format!(
-                        "read why it crashed: `kubectl logs {} -c {} --previous`",
-                        p.name, c.name
-                    ),
-                };
-                out.push(Finding {
-                    severity: Severity::Error,
-                    object: object.clone(),
-                    message,
-                    hint: Some(hint),
-                    diagnosis: diagnosis.clone(),
-                });
-                explained = true;
-            }
-            Some(
-                reason @ ("ImagePullBackOff" | "ErrImagePull" | "InvalidImageName"
-                | "ErrImageNeverPull"),
-            ) => {
-                out.push(Finding {
-                    severity: Severity::Error,
-                    object: object.clone(),
-                    message: format!("container {} cannot pull image {} ({reason})", c.name, c.image),
-                    hint: Some(format!(
-                        "check that the tag exists in the registry (pull-request images are often cleaned up) and that the pull secret works; {events_hint}"
-                    )),
-                    diagnosis: None,
-                });
-                explained = true;
-            }
-            Some(reason @ ("CreateContainerConfigError" | "CreateContainerError")) => {
-                out.push(Finding {
-                    severity: Severity::Error,
-                    object: object.clone(),
-                    message: format!(
-                        "container {} cannot be created ({reason}): {}",
-                        c.name,
-                        c.message.clone().unwrap_or_default()
-                    ),
-                    hint: Some(
-                        "a Secret or ConfigMap the pod refers to is probably missing".into(),
-                    ),
-                    diagnosis: None,
-                });
-                explained = true;
-            }
-            _ => {}
-        }
-        if !explained && c.has_previous_run() {
-            let recent = c
-                .last_finished_at
-                .is_some_and(|t| now.as_second() - t.as_second() < RECENT_RESTART_SECONDS);
-            let oom = c.last_termination_reason.as_deref() == Some("OOMKilled");
-            if oom {
-                let limit = c
-                    .memory_limit
-                    .as_ref()
-                    .map(|l| format!(" (limit {l})"))
-                    .unwrap_or_default();
-                out.push(Finding {
-                    severity: Severity::Warning,
-                    object: object.clone(),
-                    message: format!("container {} was OOMKilled{limit} ({}{last_restart})", c.name, restarts(c.restarts)),
-                    hint: Some("raise the container's memory limit, or NODE_OPTIONS=--max-old-space-size below it".into()),
-                    diagnosis: None,
-                });
-            } else if recent {
-                let (message_tail, hint) = match &diagnosis {
-                    Some(d) => (format!(": {}", d.summary()), d.hint(&p.name, &c.name)),
-                    None => (
-                        String::new(),
-                        format!(
-                            "read why: `kubectl logs {} -c {} --previous`",
-                            p.name, c.name
-                        ),
-                    ),
-                };
-                out.push(Finding {
-                    severity: Severity::Warning,
-                    object: object.clone(),
-                    message: format!(
-                        "container {} restarted ({}{last_restart}){message_tail}",
-                        c.name,
-                        restarts(c.restarts)
-                    ),
-                    hint: Some(hint),
-                    diagnosis,
-                });
-            }
-        }
-    }
-    if !explained && !p.is_ready() {
-        let message = if p.phase == "Pending" {
-            format!("pod is {} and not scheduled or started yet", p.status)
-        } else {
-            format!("pod is {} but not ready ({})", p.status, p.ready)
-        };
-        out.push(Finding {
-            severity: Severity::Warning,
-            object,
-            message,
-            hint: Some(events_hint),
-            diagnosis: None,
-        });
+    let object = format!("pod/{}", p.name);
+    let mut out: Vec<Finding> = p
+        .containers
+        .iter()
+        .filter_map(|c| {
+            let facts = ContainerFacts {
+                pod: p,
+                container: c,
+                object: &object,
+                diagnosis: diagnoses
+                    .get(&(p.name.clone(), c.name.clone()))
+                    .cloned()
+                    .flatten(),
+                now,
+            };
+            CONTAINER_CHECKS.iter().find_map(|check| check(&facts))
+        })
+        .collect();
+    // A pod that is not ready with no container error to say why gets a finding of its own.
+    if !out.iter().any(|f| f.severity == Severity::Error)
+        && let Some(f) = not_ready(p, &object)
+    {
+        out.push(f);
     }
     out
+}
+
+fn crash_looping(f: &ContainerFacts) -> Option<Finding> {
+    let c = f.container;
+    let reason = c
+        .reason
+        .as_deref()
+        .filter(|r| matches!(*r, "CrashLoopBackOff" | "Error" | "RunContainerError"))?;
+    let mut message = format!(
+        "container {} is in {reason} ({}{})",
+        c.name,
+        restarts(c.restarts),
+        f.last_restart()
+    );
+    let hint = match &f.diagnosis {
+        Some(d) => {
+            message.push_str(&format!(": {}", d.summary()));
+            d.hint(&f.pod.name, &c.name)
+        }
+        None => format!(
+            "read why it crashed: `kubectl logs {} -c {} --previous`",
+            f.pod.name, c.name
+        ),
+    };
+    Some(Finding {
+        diagnosis: f.diagnosis.clone(),
+        ..f.finding(Severity::Error, message, hint)
+    })
+}
+
+fn image_unpullable(f: &ContainerFacts) -> Option<Finding> {
+    let c = f.container;
+    let reason = c.reason.as_deref().filter(|r| {
+        matches!(
+            *r,
+            "ImagePullBackOff" | "ErrImagePull" | "InvalidImageName" | "ErrImageNeverPull"
+        )
+    })?;
+    Some(f.finding(
+        Severity::Error,
+        format!("container {} cannot pull image {} ({reason})", c.name, c.image),
+        format!(
+            "check that the tag exists in the registry (pull-request images are often cleaned up) and that the pull secret works; {}",
+            f.events_hint()
+        ),
+    ))
+}
+
+fn not_creatable(f: &ContainerFacts) -> Option<Finding> {
+    let c = f.container;
+    let reason = c
+        .reason
+        .as_deref()
+        .filter(|r| matches!(*r, "CreateContainerConfigError" | "CreateContainerError"))?;
+    Some(f.finding(
+        Severity::Error,
+        format!(
+            "container {} cannot be created ({reason}): {}",
+            c.name,
+            c.message.as_deref().unwrap_or_default()
+        ),
+        "a Secret or ConfigMap the pod refers to is probably missing".into(),
+    ))
+}
+
+fn oom_killed(f: &ContainerFacts) -> Option<Finding> {
+    let c = f.container;
+    if !c.has_previous_run() || c.last_termination_reason.as_deref() != Some("OOMKilled") {
+        return None;
+    }
+    let limit = c
+        .memory_limit
+        .as_ref()
+        .map(|l| format!(" (limit {l})"))
+        .unwrap_or_default();
+    Some(f.finding(
+        Severity::Warning,
+        format!(
+            "container {} was OOMKilled{limit} ({}{})",
+            c.name,
+            restarts(c.restarts),
+            f.last_restart()
+        ),
+        "raise the container's memory limit, or NODE_OPTIONS=--max-old-space-size below it".into(),
+    ))
+}
+
+fn restarted_recently(f: &ContainerFacts) -> Option<Finding> {
+    let c = f.container;
+    let recent = c
+        .last_finished_at
+        .is_some_and(|t| f.now.as_second() - t.as_second() < RECENT_RESTART_SECONDS);
+    if !c.has_previous_run() || !recent {
+        return None;
+    }
+    let (message_tail, hint) = match &f.diagnosis {
+        Some(d) => (format!(": {}", d.summary()), d.hint(&f.pod.name, &c.name)),
+        None => (
+            String::new(),
+            format!(
+                "read why: `kubectl logs {} -c {} --previous`",
+                f.pod.name, c.name
+            ),
+        ),
+    };
+    Some(Finding {
+        diagnosis: f.diagnosis.clone(),
+        ..f.finding(
+            Severity::Warning,
+            format!(
+                "container {} restarted ({}{}){message_tail}",
+                c.name,
+                restarts(c.restarts),
+                f.last_restart()
+            ),
+            hint,
+        )
+    })
+}
+
+fn not_ready(p: &PodView, object: &str) -> Option<Finding> {
+    if p.is_ready() {
+        return None;
+    }
+    let message = if p.phase == "Pending" {
+        format!("pod is {} and not scheduled or started yet", p.status)
+    } else {
+        format!("pod is {} but not ready ({})", p.status, p.ready)
+    };
+    Some(Finding {
+        severity: Severity::Warning,
+        object: object.to_string(),
+        message,
+        hint: Some(format!("see `kubectl backstage events --for {object}`")),
+        diagnosis: None,
+    })
 }
 
 fn restarts(count: i32) -> String {
@@ -509,6 +587,91 @@ status: {phase: Running, containerStatuses: [{name: backstage, image: 'r/b:prod-
         assert_eq!(
             found[1].message,
             "pod is Pending and not scheduled or started yet"
+        );
+    }
+
+    #[test]
+    fn one_containers_crash_does_not_hide_anothers_oom_kill() {
+        let pod: Pod = serde_norway::from_str(r#"
+metadata: {name: backstage-two}
+spec: {containers: [{name: backstage, image: 'r/b:prod-new'},
+                    {name: sidecar, image: 'r/s:1', resources: {limits: {memory: 256Mi}}}]}
+status: {phase: Running, containerStatuses: [
+  {name: backstage, image: 'r/b:prod-new', imageID: "", ready: false, restartCount: 4,
+   state: {waiting: {reason: CrashLoopBackOff}}, lastState: {terminated: {exitCode: 1, reason: Error, finishedAt: "2026-11-22T11:58:00Z"}}},
+  {name: sidecar, image: 'r/s:1', imageID: "", ready: true, restartCount: 2,
+   state: {running: {}}, lastState: {terminated: {exitCode: 137, reason: OOMKilled, finishedAt: "2026-11-22T11:30:00Z"}}}]}
+"#).unwrap();
+        let mut diagnoses = Diagnoses::new();
+        diagnoses.insert(
+            ("backstage-two".into(), "backstage".into()),
+            Some(StartupFailure::CorruptMigrationDirectory {
+                plugin: Some("catalog".into()),
+                missing_files: vec!["2_b.js".into()],
+            }),
+        );
+        let found = findings(&[PodView::from_pod(&pod)], &[], &diagnoses, now());
+        let seen: Vec<(Severity, &str, &str)> = found
+            .iter()
+            .map(|f| (f.severity, f.object.as_str(), f.message.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (
+                    Severity::Error,
+                    "pod/backstage-two",
+                    "container backstage is in CrashLoopBackOff (4 restarts, last 2m ago): the migration directory of plugin catalog is corrupt: the database has migrations this image lacks (2_b.js)"
+                ),
+                (
+                    Severity::Warning,
+                    "pod/backstage-two",
+                    "container sidecar was OOMKilled (limit 256Mi) (2 restarts, last 30m ago)"
+                ),
+            ]
+        );
+        assert!(found[0].diagnosis.is_some());
+        assert!(found[1].diagnosis.is_none());
+    }
+
+    #[test]
+    fn within_one_container_the_current_crash_hides_the_earlier_oom_kill() {
+        let pod: Pod = serde_norway::from_str(r#"
+metadata: {name: backstage-one}
+spec: {containers: [{name: backstage, image: 'r/b:1'}]}
+status: {phase: Running, containerStatuses: [
+  {name: backstage, image: 'r/b:1', imageID: "", ready: false, restartCount: 3,
+   state: {waiting: {reason: CrashLoopBackOff}}, lastState: {terminated: {exitCode: 137, reason: OOMKilled, finishedAt: "2026-11-22T11:59:00Z"}}}]}
+"#).unwrap();
+        let found = findings(&[PodView::from_pod(&pod)], &[], &Diagnoses::new(), now());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].message,
+            "container backstage is in CrashLoopBackOff (3 restarts, last 60s ago)"
+        );
+        assert_eq!(
+            found[0].hint.as_deref(),
+            Some("read why it crashed: `kubectl logs backstage-one -c backstage --previous`")
+        );
+    }
+
+    #[test]
+    fn a_pod_not_ready_with_only_a_warning_gets_its_own_finding() {
+        let pod: Pod = serde_norway::from_str(r#"
+metadata: {name: backstage-slow}
+spec: {containers: [{name: backstage, image: 'r/b:1'}]}
+status: {phase: Running, containerStatuses: [
+  {name: backstage, image: 'r/b:1', imageID: "", ready: false, restartCount: 1,
+   state: {running: {}}, lastState: {terminated: {exitCode: 137, reason: OOMKilled, finishedAt: "2026-11-22T11:59:00Z"}}}]}
+"#).unwrap();
+        let found = findings(&[PodView::from_pod(&pod)], &[], &Diagnoses::new(), now());
+        let messages: Vec<&str> = found.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            vec![
+                "container backstage was OOMKilled (1 restart, last 60s ago)",
+                "pod is Running but not ready (0/1)"
+            ]
         );
     }
 

@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 
-use super::{Color, Style, cell, table_text};
+use super::{Color, Column, Style, cell, table_text};
 use crate::model::events::EventRow;
 use crate::model::time::age;
 
@@ -34,18 +34,29 @@ fn row_cells(row: &EventRow, style: &Style, now: Timestamp) -> Vec<String> {
     cells
 }
 
-fn header(style: &Style) -> Vec<&'static str> {
-    let mut header = vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "COUNT"];
+/// The columns; only the message may wrap.
+fn columns(style: &Style) -> Vec<Column<'static>> {
+    let mut columns = vec![
+        Column::whole("LAST SEEN"),
+        Column::whole("TYPE"),
+        Column::whole("REASON"),
+        Column::whole("OBJECT"),
+        Column::whole("COUNT"),
+    ];
     if style.wide() {
-        header.extend(["FIRST SEEN", "SOURCE", "NAME"]);
+        columns.extend([
+            Column::whole("FIRST SEEN"),
+            Column::whole("SOURCE"),
+            Column::whole("NAME"),
+        ]);
     }
-    header.push("MESSAGE");
-    header
+    columns.push(Column::wrap("MESSAGE"));
+    columns
 }
 
 /// The whole list as one table.
 pub fn event_rows_table(rows: &[EventRow], style: &Style, now: Timestamp) -> String {
-    let mut table = style.table(&header(style));
+    let mut table = style.table_with(&columns(style));
     for row in rows {
         table.add_row(row_cells(row, style, now));
     }
@@ -61,8 +72,7 @@ pub struct EventRowPrinter {
 impl EventRowPrinter {
     /// Column widths come from the rows already printed (and the header), as kubectl does.
     pub fn new(style: Style, seen: &[EventRow], now: Timestamp) -> EventRowPrinter {
-        let header = header(&style);
-        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+        let mut widths: Vec<usize> = columns(&style).iter().map(|c| c.header.len()).collect();
         for row in seen {
             for (i, c) in row_cells(
                 row,

@@ -1,6 +1,6 @@
 //! The table form of `health`.
 
-use super::{Color, Report, Style, cell, table_text};
+use super::{Color, Column, Report, Style, cell, table_text};
 use crate::model::health::{HealthReport, Severity};
 use crate::model::time::age;
 
@@ -8,19 +8,19 @@ impl Report for HealthReport {
     fn text(&self, style: &Style) -> String {
         let mut out = String::new();
         if !self.workloads.is_empty() {
-            let mut header = vec![
-                "WORKLOAD",
-                "DESIRED",
-                "UPDATED",
-                "READY",
-                "AVAILABLE",
-                "ROLLOUT",
-                "IMAGE",
+            let mut columns = vec![
+                Column::whole("WORKLOAD"),
+                Column::whole("DESIRED"),
+                Column::whole("UPDATED"),
+                Column::whole("READY"),
+                Column::whole("AVAILABLE"),
+                Column::whole("ROLLOUT"),
+                Column::wrap("IMAGE"),
             ];
             if style.wide() {
-                header.push("STATUS");
+                columns.push(Column::wrap("STATUS"));
             }
-            let mut table = style.table(&header);
+            let mut table = style.table_with(&columns);
             for w in &self.workloads {
                 let rollout = if w.rollout_complete {
                     style.paint("complete", Color::Green)
@@ -47,11 +47,18 @@ impl Report for HealthReport {
         if self.pods.is_empty() {
             out.push_str(&format!("No pods found in namespace {}.\n", self.namespace));
         } else {
-            let mut header = vec!["POD", "READY", "STATUS", "RESTARTS", "AGE", "IMAGE"];
+            let mut columns = vec![
+                Column::whole("POD"),
+                Column::whole("READY"),
+                Column::whole("STATUS"),
+                Column::whole("RESTARTS"),
+                Column::whole("AGE"),
+                Column::wrap("IMAGE"),
+            ];
             if style.wide() {
-                header.extend(["NODE", "IP"]);
+                columns.extend([Column::whole("NODE"), Column::whole("IP")]);
             }
-            let mut table = style.table(&header);
+            let mut table = style.table_with(&columns);
             for p in &self.pods {
                 let status = match p.status.as_str() {
                     "Running" | "Completed" | "Succeeded" if p.is_ready() => {

@@ -8,7 +8,7 @@ mod messages;
 
 use std::io::Write;
 
-use comfy_table::{ContentArrangement, Table, presets};
+use comfy_table::{ColumnConstraint, ContentArrangement, Table, Width, presets};
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
@@ -44,11 +44,22 @@ impl Style {
         self.format == OutputFormat::Wide
     }
 
-    /// A borderless table in kubectl's manner; cells are escaped before they are added.
+    /// A borderless table in kubectl's manner whose columns are never wrapped or cut (names, counts,
+    /// ages); cells are escaped before they are added. See [`Style::table_with`] for columns that may
+    /// wrap.
     pub fn table(&self, header: &[&str]) -> Table {
+        let columns: Vec<Column> = header.iter().map(|h| Column::whole(h)).collect();
+        self.table_with(&columns)
+    }
+
+    /// A borderless table in kubectl's manner. On a terminal, only the [`Fit::Wrap`] columns are
+    /// wrapped to fit its width, and only when that leaves each of them at least [`WRAP_MIN`]
+    /// characters; otherwise the line runs long, as kubectl's does. [`Fit::Whole`] columns never
+    /// wrap. Finish with [`table_text`].
+    pub fn table_with(&self, columns: &[Column]) -> Table {
         let mut table = Table::new();
         table.load_style(presets::NOTHING);
-        table.set_header(header.iter().copied());
+        table.set_header(columns.iter().map(|c| c.header));
         match self.width {
             Some(width) => {
                 table.set_content_arrangement(ContentArrangement::Dynamic);
@@ -58,8 +69,13 @@ impl Style {
                 table.set_content_arrangement(ContentArrangement::Disabled);
             }
         }
-        for column in table.column_iter_mut() {
-            column.set_padding((0, 3));
+        for (column, spec) in table.column_iter_mut().zip(columns) {
+            column.set_padding((0, COLUMN_GAP));
+            // The never-wrap marker; wrapping columns get their lower bound in `table_text`, once
+            // their content is known.
+            if spec.fit == Fit::Whole {
+                column.set_constraint(ColumnConstraint::ContentWidth);
+            }
         }
         if let Some(last) = table.column_iter_mut().last() {
             last.set_padding((0, 0));
@@ -83,6 +99,45 @@ impl Style {
     }
 }
 
+/// Spaces between columns.
+const COLUMN_GAP: u16 = 3;
+
+/// A wrapping column is never made narrower than this (or its content, when that is shorter): a
+/// message wrapped into a sliver is worse than a line that runs long.
+pub const WRAP_MIN: u16 = 30;
+
+/// Whether a column may be wrapped to fit the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// Never wrapped or cut: names and identifiers someone will copy, counts, ages, states.
+    Whole,
+    /// Wrapped to what the terminal has left: images, messages, hints.
+    Wrap,
+}
+
+/// A table column: its header and whether it may wrap.
+#[derive(Debug, Clone, Copy)]
+pub struct Column<'a> {
+    pub header: &'a str,
+    pub fit: Fit,
+}
+
+impl<'a> Column<'a> {
+    pub fn whole(header: &'a str) -> Column<'a> {
+        Column {
+            header,
+            fit: Fit::Whole,
+        }
+    }
+
+    pub fn wrap(header: &'a str) -> Column<'a> {
+        Column {
+            header,
+            fit: Fit::Wrap,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum Color {
     Red,
@@ -95,11 +150,48 @@ pub enum Color {
 /// A table's lines without the padding comfy-table leaves after the last column.
 pub fn table_text(table: &Table) -> String {
     let mut text = String::new();
-    for line in table.lines() {
+    for line in fitted(table).lines() {
         text.push_str(line.trim_end());
         text.push('\n');
     }
     text
+}
+
+/// The table laid out for its width: wrapping columns keep at least [`WRAP_MIN`] characters, and
+/// when the whole columns leave less than that, nothing wraps.
+fn fitted(table: &Table) -> Table {
+    let mut table = table.clone();
+    let Some(width) = table
+        .width()
+        .filter(|_| matches!(table.content_arrangement(), ContentArrangement::Dynamic))
+    else {
+        return table;
+    };
+    let contents = table.column_max_content_widths();
+    let mut needed: usize = 0;
+    let mut bounds = Vec::new();
+    for column in table.column_iter() {
+        let content = contents.get(column.index).copied().unwrap_or(0);
+        let shortest = if column.constraint() == Some(&ColumnConstraint::ContentWidth) {
+            content
+        } else {
+            let shortest = content.min(WRAP_MIN);
+            // comfy-table's bounds include the padding.
+            bounds.push((column.index, shortest + column.padding_width()));
+            shortest
+        };
+        needed += usize::from(shortest + column.padding_width());
+    }
+    if bounds.is_empty() || needed > usize::from(width) {
+        table.set_content_arrangement(ContentArrangement::Disabled);
+        return table;
+    }
+    for (index, lower) in bounds {
+        if let Some(column) = table.column_mut(index) {
+            column.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(lower)));
+        }
+    }
+    table
 }
 
 /// Cluster text made safe for a terminal.
@@ -156,3 +248,54 @@ pub fn emit(text: &str) -> bool {
 
 /// Clears a terminal screen before a redraw (`--watch`).
 pub const CLEAR_SCREEN: &str = "\x1b[H\x1b[2J";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn style(width: u16) -> Style {
+        Style {
+            format: OutputFormat::Table,
+            color: false,
+            width: Some(width),
+        }
+    }
+
+    const NAME: &str = "backstage-pr-1234-5b7c9d8f6d-wq9rt";
+    const MESSAGE: &str = "Back-off restarting failed container backstage in pod backstage-pr-1234";
+
+    fn text(width: u16) -> String {
+        let mut table = style(width).table_with(&[Column::whole("POD"), Column::wrap("MESSAGE")]);
+        table.add_row(vec![NAME, MESSAGE]);
+        table_text(&table)
+    }
+
+    #[test]
+    fn only_the_wrapping_column_wraps_when_there_is_room() {
+        let out = text(80);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[1].starts_with(&format!("{NAME}   Back-off")), "{out}");
+        assert!(lines.len() > 2, "the message wraps: {out}");
+        assert!(lines.iter().all(|l| l.chars().count() <= 80), "{out}");
+    }
+
+    #[test]
+    fn nothing_wraps_when_the_names_leave_too_little_room() {
+        // 34 + 3 for the name leaves 23 < WRAP_MIN: the line runs long instead.
+        let out = text(60);
+        assert_eq!(
+            out,
+            format!("POD{}MESSAGE\n{NAME}   {MESSAGE}\n", " ".repeat(NAME.len()))
+        );
+    }
+
+    #[test]
+    fn plain_tables_never_wrap() {
+        let mut table = style(20).table(&["PLUGIN", "DATABASE"]);
+        table.add_row(vec!["catalog", "backstage_plugin_catalog"]);
+        assert_eq!(
+            table_text(&table),
+            "PLUGIN    DATABASE\ncatalog   backstage_plugin_catalog\n"
+        );
+    }
+}

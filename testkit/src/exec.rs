@@ -16,7 +16,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, frame::coding::CloseCode};
 
-use crate::server::{Body, Query, Shared, bad_request_pub, full, status_response};
+use crate::responses::{Body, bad_request_pub, full, status_response};
+use crate::router::Query;
+use crate::server::Shared;
 
 const STDIN: u8 = 0;
 const STDOUT: u8 = 1;

@@ -5,14 +5,21 @@
 mod discovery;
 mod exec;
 mod fixtures;
+mod list;
+mod logs;
+mod responses;
+mod router;
 mod selectors;
 mod server;
 mod store;
 mod table;
 mod time;
+mod tls;
+mod watch;
 
 pub use fixtures::{Fixtures, LogKey, incident_dir};
 pub use selectors::{FieldSelector, LabelSelector};
 pub use server::{FakeApiServer, RecordedRequest, ServerOptions};
+pub use store::Expiry;
 pub use table::pod_status;
 pub use time::{ANCHOR, human_duration, rebase_delta_secs, rebased, rebased_anchor, unix_seconds};

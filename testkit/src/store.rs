@@ -20,12 +20,25 @@ pub(crate) struct Change {
     pub old: Option<Value>,
 }
 
+/// How a watch from an expired resourceVersion is refused, as real API servers do it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// `200 OK` and one `ERROR` watch event whose Status has code 410 (reason `Expired`); open
+    /// watches get the same event and end. What kube-apiserver does today.
+    WatchEvent,
+    /// The watch request is answered `410 Gone` with a Status; open watches just end.
+    HttpStatus,
+}
+
 pub(crate) struct Store {
     /// storage name → "namespace/name" (etcd key order) → object.
     objects: BTreeMap<&'static str, BTreeMap<String, Value>>,
     rv: u64,
     history: Vec<Change>,
     tx: broadcast::Sender<Change>,
+    /// The last compaction: watches from a resourceVersion below it are refused with 410 Gone, in
+    /// the given way. Open watches see it change and end.
+    compacted: tokio::sync::watch::Sender<(u64, Expiry)>,
 }
 
 pub(crate) fn key(namespace: &str, name: &str) -> String {
@@ -48,6 +61,7 @@ impl Store {
             rv: 0,
             history: Vec::new(),
             tx,
+            compacted: tokio::sync::watch::Sender::new((0, Expiry::WatchEvent)),
         };
         let mut max_rv = 0;
         let mut namespaces: Vec<String> =
@@ -98,6 +112,31 @@ impl Store {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.tx.subscribe()
+    }
+
+    /// Tells of compactions (see [`Store::compact`]): the version compacted and how to refuse.
+    pub fn compactions(&self) -> tokio::sync::watch::Receiver<(u64, Expiry)> {
+        self.compacted.subscribe()
+    }
+
+    /// Forgets every resourceVersion up to now, as an etcd compaction does after other writes in the
+    /// cluster have moved the version on: the version moves on by one, the history is dropped, open
+    /// watches end and a watch from an older version is refused (see [`Store::expired`]).
+    pub fn compact(&mut self, expiry: Expiry) {
+        self.rv += 1;
+        self.history.clear();
+        self.compacted.send_replace((self.rv, expiry));
+    }
+
+    /// How a watch from `rv` is refused, when `rv` is older than the last compaction.
+    pub fn expired(&self, rv: u64) -> Option<Expiry> {
+        let (compacted, expiry) = *self.compacted.borrow();
+        (rv < compacted).then_some(expiry)
+    }
+
+    /// The last compaction's version.
+    pub fn compacted(&self) -> u64 {
+        self.compacted.borrow().0
     }
 
     /// Objects of a storage, in key order, optionally in one namespace.
@@ -228,4 +267,13 @@ impl Store {
 fn resource_of(obj: &Value) -> Option<&'static discovery::Resource> {
     let kind = obj["kind"].as_str()?;
     discovery::for_kind(obj["apiVersion"].as_str().unwrap_or(""), kind)
+}
+
+/// The `Status` of a 410 Gone for a watch from `rv`, worded as the real server words it.
+pub(crate) fn gone_status(rv: u64, compacted: u64) -> Value {
+    json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": format!("too old resource version: {rv} ({compacted})"),
+        "reason": "Expired", "code": 410,
+    })
 }

@@ -9,7 +9,7 @@ use kube::{Client, Config};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use backstage_testkit::{FakeApiServer, Fixtures, ServerOptions};
+use backstage_testkit::{Expiry, FakeApiServer, Fixtures, ServerOptions};
 
 async fn client(server: &FakeApiServer, token: &str) -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -158,6 +158,70 @@ async fn watch_replays_and_streams() {
         }
     }
     assert_eq!(added, 6);
+}
+
+#[tokio::test]
+async fn expired_resource_versions_are_gone_as_an_error_event_or_an_http_410() {
+    let server = FakeApiServer::start(ServerOptions::new(Fixtures::incident())).unwrap();
+    let c = client(&server, "t").await;
+    let pods: Api<Pod> = Api::namespaced(c, "backstage");
+    let rv = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let wp = WatchParams::default().timeout(30);
+    let mut open = pods.watch(&wp, &rv).await.unwrap().boxed();
+
+    // A real API server: the open watch gets an ERROR event with a 410 Status and ends...
+    server.expire_resource_versions(Expiry::WatchEvent);
+    let compacted = server.resource_version();
+    let gone = |event: Option<WatchEvent<Pod>>| match event {
+        Some(WatchEvent::Error(status)) => {
+            assert_eq!((status.code, status.reason.as_str()), (410, "Expired"));
+            assert_eq!(
+                status.message,
+                format!("too old resource version: {rv} ({compacted})")
+            );
+        }
+        other => panic!("{other:?}"),
+    };
+    gone(open.try_next().await.unwrap());
+    assert!(open.try_next().await.unwrap().is_none(), "then ends");
+    // ...and so does a new watch from the old version (with 200 OK), while a list goes on working.
+    let mut again = pods.watch(&wp, &rv).await.unwrap().boxed();
+    gone(again.try_next().await.unwrap());
+    assert!(again.try_next().await.unwrap().is_none());
+    let fresh = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    assert_eq!(fresh, compacted.to_string());
+    let wp_short = WatchParams::default().timeout(1);
+    let mut ok = pods.watch(&wp_short, &fresh).await.unwrap().boxed();
+    assert!(
+        ok.try_next().await.unwrap().is_none(),
+        "no error from the fresh version"
+    );
+
+    // Or as an HTTP 410 on the watch request; the open watch just ends.
+    let mut open = pods.watch(&wp, &fresh).await.unwrap().boxed();
+    server.expire_resource_versions(Expiry::HttpStatus);
+    assert!(open.try_next().await.unwrap().is_none());
+    let err = match pods.watch(&wp, &fresh).await {
+        Err(kube::Error::Api(status)) => status,
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("a watch from an expired version is refused"),
+    };
+    assert_eq!((err.code, err.reason.as_str()), (410, "Expired"));
+    let last = server.requests().last().cloned().unwrap();
+    assert!(last.is_watch());
+    assert_eq!(last.status, 410);
 }
 
 #[tokio::test]
