@@ -28,7 +28,7 @@ where
     F: FnOnce() -> R + Send + 'static,
 {
     tokio::task::spawn_blocking(move || {
-        eprint!("{question} [y/N] ");
+        crate::render::question(&question);
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         reader()

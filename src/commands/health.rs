@@ -98,7 +98,10 @@ pub async fn run(
                     .first()
                     .map(|f| format!("{}: {}", f.object, f.message))
                     .unwrap_or_default();
-                eprint!("\r\x1b[2Kwaiting for the rollout… {}", truncate(&what, 100));
+                render::progress(&format!(
+                    "waiting for the rollout… {}",
+                    truncate(&what, 100)
+                ));
             }
         } else if !draw(&report, style, terminal) {
             return Ok(Outcome::Ok);
@@ -118,13 +121,13 @@ pub async fn run(
             change = statefulset_changes.recv() => changed |= apply(&mut snapshot.statefulsets, change)?,
             () = tick => changed = true,
             () = tokio::time::sleep_until(deadline), if args.wait => {
-                if progress { eprint!("\r\x1b[2K"); }
+                if progress { render::clear_progress(); }
                 render::emit(&render::render(&report, style));
-                eprintln!("error: timed out after {} waiting for the rollout: {}", humantime(args.timeout), still_wrong(&report));
+                render::error(&format!("timed out after {} waiting for the rollout: {}", humantime(args.timeout), still_wrong(&report)));
                 return Ok(Outcome::Problems);
             }
             _ = &mut interrupt => {
-                if progress && args.wait { eprint!("\r\x1b[2K"); }
+                if progress && args.wait { render::clear_progress(); }
                 return Ok(if args.wait { Outcome::Problems } else { Outcome::Ok });
             }
         }

@@ -9,6 +9,32 @@ pub fn note(message: &str) {
     eprintln!("note: {}", escape_control(message));
 }
 
+/// A warning on stderr (`warning: …`): the command goes on.
+pub fn warning(message: &str) {
+    eprintln!("warning: {}", escape_control(message));
+}
+
+/// An `error:` line for a command that still ends with a report and an outcome of its own (a change
+/// that stopped part-way, a wait that timed out).
+pub fn error(message: &str) {
+    eprint!("{}", error_lines(message));
+}
+
+/// A progress line on a terminal's stderr, redrawn in place.
+pub fn progress(message: &str) {
+    eprint!("\r\x1b[2K{}", escape_control(message));
+}
+
+/// Clears the progress line.
+pub fn clear_progress() {
+    eprint!("\r\x1b[2K");
+}
+
+/// A question on stderr, answered on stdin (`[y/N]`).
+pub fn question(question: &str) {
+    eprint!("{} [y/N] ", escape_control(question));
+}
+
 /// The lines printed for an error that ended the program: `error: …`, one line.
 pub fn error_lines(message: &str) -> String {
     format!("error: {}\n", escape_control(message))

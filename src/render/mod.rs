@@ -15,7 +15,9 @@ use crate::cli::OutputFormat;
 use crate::model::text::escape_control;
 
 pub use events::{EventRowPrinter, event_rows_table};
-pub use messages::{error_lines, note, usage_error_lines};
+pub use messages::{
+    clear_progress, error, error_lines, note, progress, question, usage_error_lines, warning,
+};
 
 /// How to render: the format, and what the terminal allows.
 #[derive(Debug, Clone, Copy)]

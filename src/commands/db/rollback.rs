@@ -155,8 +155,8 @@ pub async fn run(
                 )));
             }
         }
-        None => eprintln!(
-            "warning: no cluster to check for starting pods; make sure no Backstage pod is starting"
+        None => render::warning(
+            "no cluster to check for starting pods; make sure no Backstage pod is starting",
         ),
     }
 
@@ -321,7 +321,7 @@ pub async fn run(
         // Nothing was undone: a failure like any other (exit 2).
         Err(refused(message))
     } else {
-        eprintln!("error: {}", cell(&message));
+        render::error(&message);
         Ok(Outcome::PartlyDone)
     }
 }

@@ -303,14 +303,11 @@ pub async fn run(
             let names = |entries: &mut dyn Iterator<Item = &String>| {
                 entries.map(String::as_str).collect::<Vec<_>>().join(", ")
             };
-            eprintln!(
-                "error: {}",
-                cell(&format!(
-                    "the unlock stopped part-way ({e}): released {}, not released {}",
-                    names(&mut report.released.iter().map(|r| &r.table)),
-                    names(&mut report.not_released.iter().map(|r| &r.table))
-                ))
-            );
+            render::error(&format!(
+                "the unlock stopped part-way ({e}): released {}, not released {}",
+                names(&mut report.released.iter().map(|r| &r.table)),
+                names(&mut report.not_released.iter().map(|r| &r.table))
+            ));
             Ok(Outcome::PartlyDone)
         }
     }
