@@ -1,7 +1,8 @@
 //! Runs migrations' `down()` through Knex itself, with the files of the version that applied them:
 //! `node -e SCRIPT` in a pod of that version (over pod exec) or in a local checkout. The connection —
 //! password included — is written to the script's stdin as JSON; it is never an argument, so it
-//! appears in no process list and no API server audit log.
+//! appears in no process list and no API server audit log. A local node inherits neither `PGPASSWORD`
+//! nor the variable `--password-env` names.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -70,6 +71,9 @@ pub struct KnexConnection<'a> {
     pub port: u16,
     pub user: &'a str,
     pub password: &'a Password,
+    /// The variable the password came from (`--password-env`), kept out of a local runner's
+    /// environment.
+    pub password_env: Option<&'a str>,
     pub database: &'a str,
     pub sslmode: SslMode,
     /// The CA certificate's PEM text (a pod does not have the operator's file).
@@ -185,19 +189,22 @@ pub async fn run(
     match place {
         SourcePlace::Local { cwd } => {
             use tokio::io::AsyncWriteExt;
-            let mut child = tokio::process::Command::new("node")
+            let mut command = tokio::process::Command::new("node");
+            command
                 .arg("-e")
                 .arg(RUN_SCRIPT)
                 .current_dir(cwd)
                 .env_remove("PGPASSWORD")
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .map_err(|e| RunnerError::LocalNode {
-                    cwd: cwd.display().to_string(),
-                    message: e.to_string(),
-                })?;
+                .stderr(std::process::Stdio::piped());
+            if let Some(name) = connection.password_env {
+                command.env_remove(name);
+            }
+            let mut child = command.spawn().map_err(|e| RunnerError::LocalNode {
+                cwd: cwd.display().to_string(),
+                message: e.to_string(),
+            })?;
             let mut writer = child.stdin.take().expect("stdin is piped");
             let feed = async move {
                 let _ = writer.write_all(&stdin).await;
@@ -252,6 +259,7 @@ mod tests {
             port: 5432,
             user: "u",
             password: &password,
+            password_env: Some("PW"),
             database: "d",
             sslmode: SslMode::Require,
             ca_pem: None,

@@ -221,6 +221,7 @@ pub async fn run(
         port: settings.port,
         user: &settings.user,
         password: databases.password(),
+        password_env: settings.password.env_var.as_deref(),
         database: &target.database,
         sslmode: settings.sslmode,
         ca_pem,
