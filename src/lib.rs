@@ -2,9 +2,9 @@
 //!
 //! Layers: [`cli`] (clap types) → [`settings`] (flags, environment and config file, resolved and
 //! checked once) → [`commands`] (one file per subcommand) → [`render`] (the only writer of stdout and
-//! stderr). The adapters ([`kube`], [`db`], [`secrets`], [`knex`]'s I/O) hide their crates; [`model`]
-//! is pure and does no I/O. [`options`] and [`process_env`] are leaves everyone may use; [`exit`] is the
-//! exit-code table.
+//! stderr). The adapters ([`kube`], [`db`], [`secrets`], [`migrations`]) hide their crates and
+//! processes; [`model`] and [`knex`] are pure and do no I/O. [`options`] and [`process_env`] are
+//! leaves everyone may use; [`exit`] is the exit-code table.
 
 pub mod cli;
 pub mod commands;
@@ -12,6 +12,7 @@ pub mod db;
 pub mod exit;
 pub mod knex;
 pub mod kube;
+pub mod migrations;
 pub mod model;
 pub mod options;
 pub mod process_env;

@@ -1,13 +1,11 @@
 //! Knex, as Backstage uses it: the pure model of its migrator ([`model`]) and which package's
-//! migration files belong to which plugin database and migration table ([`packages`]). No I/O here;
-//! the database and the pod's files are read by the adapters.
+//! migration files belong to which plugin database and migration table ([`packages`]), and the plans
+//! ([`plan`]). No I/O here: the files are read, and Knex is run, by [`crate::migrations`]; the database
+//! is read by [`crate::db`].
 
 pub mod model;
 pub mod packages;
 pub mod plan;
-pub mod pod;
-pub mod runner;
-pub mod source;
 
 pub use model::{
     CompletedMigration, LockRow, LockState, MigrationRow, MigrationStatus, RollbackError,

@@ -8,7 +8,7 @@ use super::SettingsError;
 use super::validate::{validate_plugin_id, validate_table_name};
 use crate::cli::{DbCommand, Runner};
 use crate::knex::model::{DEFAULT_MIGRATION_TABLE, RollbackTarget};
-use crate::knex::source::SourceSpec;
+use crate::migrations::source::SourceSpec;
 
 /// A `db` subcommand with its flags checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

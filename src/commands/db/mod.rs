@@ -27,7 +27,7 @@ pub enum DbCommandError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
-    Source(#[from] crate::knex::source::SourceError),
+    Source(#[from] crate::migrations::source::SourceError),
     #[error(transparent)]
     Kube(#[from] crate::kube::KubeError),
     #[error("{0}")]

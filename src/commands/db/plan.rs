@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{Databases, DbCommandError};
 use crate::commands::Outcome;
 use crate::knex::plan::{TablePlan, table_plan};
-use crate::knex::source::LoadedSource;
+use crate::migrations::source::LoadedSource;
 use crate::render::{self, Color, Report, Style, cell};
 
 #[derive(Debug, Serialize)]
@@ -99,7 +99,11 @@ pub async fn run(
             not_in_target: Vec::new(),
         };
         for (table, contents) in &tables {
-            match crate::knex::source::files_for(&target.tables, &target_db.plugin, &table.table) {
+            match crate::migrations::source::files_for(
+                &target.tables,
+                &target_db.plugin,
+                &table.table,
+            ) {
                 Some(files) => plan.tables.push(table_plan(
                     &target_db.plugin,
                     &table.table,

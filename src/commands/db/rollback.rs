@@ -20,9 +20,9 @@ use crate::db::lock::DEFAULT_LOCK_WAIT;
 use crate::knex::model::{
     LockState, RollbackError, RollbackTarget, completed_migration_name, rollback_plan,
 };
-use crate::knex::runner::{self, KnexConnection, KnexUndo};
-use crate::knex::source::{self, SourcePlace, SourceSpec};
 use crate::kube::{Cluster, KubeError};
+use crate::migrations::runner::{self, KnexConnection, KnexUndo};
+use crate::migrations::source::{self, SourcePlace, SourceSpec};
 use crate::render::{self, Style, cell};
 
 /// What the operator asked for.

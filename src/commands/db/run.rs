@@ -4,8 +4,8 @@
 use super::{Databases, DbCommandError};
 use crate::commands::Outcome;
 use crate::commands::db;
-use crate::knex::source::{self, LoadedSource, SourceSpec};
 use crate::kube::{Cluster, KubeError};
+use crate::migrations::source::{self, LoadedSource, SourceSpec};
 use crate::process_env::RealEnv;
 use crate::render::Style;
 use crate::settings::commands::DbCommandSettings;

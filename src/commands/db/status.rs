@@ -7,7 +7,7 @@ use super::{Databases, DbCommandError};
 use crate::commands::Outcome;
 use crate::knex::model::{LockState, MigrationStatus};
 use crate::knex::packages::MigrationTableSource;
-use crate::knex::source::{LoadedSource, files_for};
+use crate::migrations::source::{LoadedSource, files_for};
 use crate::render::{self, Color, Report, Style, cell, table_text};
 
 #[derive(Debug, Serialize)]

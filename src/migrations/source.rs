@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::model::{DEFAULT_MIGRATION_TABLE, migration_files};
-use super::packages::{
+use crate::knex::model::{DEFAULT_MIGRATION_TABLE, migration_files};
+use crate::knex::packages::{
     MigrationTableSource, PackageMigrations, PluginDatabases, migration_folders_of,
     migration_table_source,
 };

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::packages::{
+use crate::knex::packages::{
     KNOWN_MIGRATION_FOLDERS, MigrationTableSource, PackageMigrations, migration_table_source,
 };
 use crate::kube::{Cluster, KubeError};
