@@ -29,7 +29,7 @@ use cli::{Cli, Command, EnvCommand};
 use commands::Outcome;
 use kube::{Cluster, KubeError};
 use process_env::RealEnv;
-use settings::commands::DbCommandSettings;
+use settings::commands::{DbCommandSettings, EventsSettings};
 use settings::{DbSettings, Settings, SettingsError};
 
 /// Why a command could not do its job; [`exit::of_error`] gives its exit code.
@@ -124,9 +124,9 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
             commands::health::run(args, &cluster, &style).await
         }),
         Command::Events(args) => {
-            commands::events::validate(args).map_err(|message| SettingsError::Flag { message })?;
+            let events = EventsSettings::resolve(args)?;
             with_cluster(&settings, |cluster| async move {
-                commands::events::run(args, &cluster, &style).await
+                commands::events::run(&events, &cluster, &style).await
             })
         }
         Command::Db(args) => {

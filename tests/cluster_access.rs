@@ -285,7 +285,7 @@ fn kubeconfig_and_config_errors_exit_2_with_one_clear_line() {
     let err = fails(rig.plugin().args(["events", "--types", "Error"]));
     assert_eq!(
         err,
-        "error: --types: unknown event type \"Error\"; use Normal, Warning or both (Normal,Warning)"
+        "error: --types \"Error\" is not an event type; use Normal, Warning or both (Normal,Warning)"
     );
     let err = fails(rig.plugin().args(["events", "--for", "backstage"]));
     assert!(

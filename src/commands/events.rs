@@ -9,10 +9,11 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 use super::Outcome;
-use crate::cli::{EventsArgs, OutputFormat};
+use crate::cli::OutputFormat;
 use crate::kube::{Cluster, KubeError, WatchChange};
-use crate::model::events::{EventFilter, EventRow, parse_object, sort_by_last_seen};
+use crate::model::events::{EventFilter, EventRow, sort_by_last_seen};
 use crate::render::{self, EventRowPrinter, Report, Style, event_rows_table};
+use crate::settings::commands::{EventsSettings, ObjectRef};
 
 /// The JSON and YAML document of `events`.
 #[derive(Debug, Serialize)]
@@ -35,29 +36,18 @@ impl Report for EventsReport {
     }
 }
 
-/// Checks the flags that need no cluster, so bad input fails before anything is sent.
-pub fn validate(args: &EventsArgs) -> Result<(), String> {
-    for t in &args.types {
-        if !["normal", "warning"].contains(&t.to_lowercase().as_str()) {
-            return Err(format!(
-                "--types: unknown event type {t:?}; use Normal, Warning or both (Normal,Warning)"
-            ));
-        }
-    }
-    if let Some(object) = &args.for_object {
-        parse_object(object)?;
-    }
-    Ok(())
-}
-
 pub async fn run(
-    args: &EventsArgs,
+    args: &EventsSettings,
     cluster: &Cluster,
     style: &Style,
 ) -> Result<Outcome, KubeError> {
     let now = Timestamp::now();
     let filter = EventFilter {
-        types: args.types.iter().map(|t| t.to_lowercase()).collect(),
+        types: args
+            .types
+            .iter()
+            .map(|t| t.as_str().to_lowercase())
+            .collect(),
         objects: match &args.for_object {
             Some(object) => Some(related_objects(cluster, object).await?),
             None => None,
@@ -204,9 +194,9 @@ fn line(row: &EventRow, style: &Style) -> String {
 /// a StatefulSet or ReplicaSet its pods.
 async fn related_objects(
     cluster: &Cluster,
-    object: &str,
+    object: &ObjectRef,
 ) -> Result<BTreeSet<(String, String)>, KubeError> {
-    let (kind, name) = parse_object(object).expect("validated before connecting");
+    let (kind, name) = (object.kind, object.name.clone());
     let mut objects = BTreeSet::from([(kind.to_string(), name.clone())]);
     let owned_by = |owner_kind: &str,
                     owner_name: &str,

@@ -3,12 +3,86 @@
 //! has nothing left to check.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::SettingsError;
 use super::validate::{validate_plugin_id, validate_table_name};
-use crate::cli::{DbCommand, Runner};
+use crate::cli::{DbCommand, EventsArgs, Runner};
 use crate::knex::model::{DEFAULT_MIGRATION_TABLE, RollbackTarget};
 use crate::migrations::source::SourceSpec;
+use crate::model::events::parse_object;
+
+/// An event's type, as `--types` names it (case does not matter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl EventType {
+    /// The type as the API server writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+
+    fn parse(text: &str) -> Result<EventType, SettingsError> {
+        [EventType::Normal, EventType::Warning]
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(text))
+            .ok_or_else(|| SettingsError::InvalidValue {
+                what: "--types".into(),
+                value: text.to_string(),
+                problem: "is not an event type; use Normal, Warning or both (Normal,Warning)",
+            })
+    }
+}
+
+/// The object `--for` names: a canonical kind and a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub kind: &'static str,
+    pub name: String,
+}
+
+/// `events`, with its flags checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsSettings {
+    /// Empty means every type.
+    pub types: Vec<EventType>,
+    pub for_object: Option<ObjectRef>,
+    pub since: Option<Duration>,
+    pub watch: bool,
+}
+
+impl EventsSettings {
+    pub fn resolve(args: &EventsArgs) -> Result<EventsSettings, SettingsError> {
+        let mut types = args
+            .types
+            .iter()
+            .map(|t| EventType::parse(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        types.sort();
+        types.dedup();
+        let for_object = args
+            .for_object
+            .as_deref()
+            .map(|text| {
+                parse_object(text)
+                    .map(|(kind, name)| ObjectRef { kind, name })
+                    .map_err(|message| SettingsError::Flag { message })
+            })
+            .transpose()?;
+        Ok(EventsSettings {
+            types,
+            for_object,
+            since: args.since,
+            watch: args.watch,
+        })
+    }
+}
 
 /// A `db` subcommand with its flags checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +235,38 @@ mod tests {
             Command::Db(db) => DbCommandSettings::resolve(&db.command),
             _ => unreachable!("parsed a db command"),
         }
+    }
+
+    #[test]
+    fn events_flags_are_typed() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["kubectl-backstage", "events"];
+            argv.extend_from_slice(args);
+            match Cli::try_parse_from(argv).unwrap().command {
+                Command::Events(events) => EventsSettings::resolve(&events),
+                _ => unreachable!("parsed an events command"),
+            }
+        };
+        let settings = parse(&[
+            "--types",
+            "warning,Normal,WARNING",
+            "--for",
+            "deploy/backstage",
+        ])
+        .unwrap();
+        assert_eq!(settings.types, vec![EventType::Normal, EventType::Warning]);
+        assert_eq!(
+            settings.for_object,
+            Some(ObjectRef {
+                kind: "deployment",
+                name: "backstage".into()
+            })
+        );
+        assert_eq!(
+            parse(&["--types", "Fatal"]).unwrap_err().to_string(),
+            "--types \"Fatal\" is not an event type; use Normal, Warning or both (Normal,Warning)"
+        );
+        assert!(parse(&["--for", "pod"]).is_err());
     }
 
     #[test]
