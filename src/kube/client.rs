@@ -50,8 +50,17 @@ pub struct Cluster {
 impl Cluster {
     /// Reads the kubeconfig, resolves context and namespace, and builds a client (no request is sent).
     pub async fn connect(settings: &ClusterSettings) -> Result<Cluster, KubeError> {
-        let (kubeconfig, files) = load_kubeconfig(&settings.kubeconfig)?;
-        let resolved = resolve_context(kubeconfig, files, settings)?;
+        // Reading the kubeconfig files blocks; do it off the runtime.
+        let read = settings.clone();
+        let resolved = tokio::task::spawn_blocking(move || {
+            let (kubeconfig, files) = load_kubeconfig(&read.kubeconfig)?;
+            resolve_context(kubeconfig, files, &read)
+        })
+        .await
+        .map_err(|e| KubeError::ReadKubeconfig {
+            path: Default::default(),
+            message: e.to_string(),
+        })??;
         let mut config = resolved.client_config().await?;
         if let Some(timeout) = settings.request_timeout {
             config.connect_timeout = Some(timeout);

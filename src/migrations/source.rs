@@ -72,13 +72,22 @@ pub async fn load(
     match spec {
         SourceSpec::Dir(path) => {
             let local = LocalSource::new(path.clone(), plugins, table);
-            Ok(LoadedSource {
-                name: local.describe(),
-                tables: local.tables()?,
-                place: SourcePlace::Local {
-                    cwd: local.knex_cwd(),
-                },
+            // A node_modules tree is thousands of directory reads: off the runtime, which also
+            // drives the open database connections.
+            tokio::task::spawn_blocking(move || {
+                Ok(LoadedSource {
+                    name: local.describe(),
+                    tables: local.tables()?,
+                    place: SourcePlace::Local {
+                        cwd: local.knex_cwd(),
+                    },
+                })
             })
+            .await
+            .map_err(|e| SourceError::Local {
+                path: path.clone(),
+                message: e.to_string(),
+            })?
         }
         SourceSpec::Pod(named) => {
             let cluster = cluster.map_err(|e| SourceError::NoCluster(e.to_string()))?;
