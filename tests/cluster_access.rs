@@ -82,7 +82,8 @@ fn merged_kubeconfig_files_context_and_namespace_resolution_like_kubectl() {
         staging_pods
     );
 
-    if let Some(mut kubectl) = rig.kubectl() {
+    {
+        let mut kubectl = rig.kubectl();
         kubectl
             .env("KUBECONFIG", &list)
             .args(["config", "current-context"]);
@@ -91,7 +92,7 @@ fn merged_kubeconfig_files_context_and_namespace_resolution_like_kubectl() {
             (vec!["--context", "staging"], &staging_pods),
             (vec![], &prod),
         ] {
-            let mut kubectl = rig.kubectl().unwrap();
+            let mut kubectl = rig.kubectl();
             kubectl
                 .env("KUBECONFIG", &list)
                 .args(&args)
@@ -441,7 +442,8 @@ fn help_version_and_completion() {
     let mut mode = std::fs::metadata(&helper).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut mode, 0o755);
     std::fs::set_permissions(&helper, mode).unwrap();
-    if let Some(mut kubectl) = rig.kubectl() {
+    {
+        let mut kubectl = rig.kubectl();
         // kubectl 1.26+ finds the helper on PATH and hands it the words after `kubectl backstage`.
         let bin_dir = assert_cmd::cargo::cargo_bin("kubectl-backstage")
             .parent()

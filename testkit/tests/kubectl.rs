@@ -24,22 +24,22 @@ struct Kubectl {
 }
 
 impl Kubectl {
-    /// None (with a note on stderr) when kubectl is not installed.
-    fn for_server(server: &FakeApiServer, token: &str) -> Option<Kubectl> {
-        let Some(bin) = kubectl_path() else {
-            eprintln!("NOTE: kubectl is not on PATH; skipping this kubectl test");
-            return None;
-        };
+    /// Panics when kubectl is not installed: these tests never pass without running
+    /// (`scripts/setup-machine.sh` installs it).
+    fn for_server(server: &FakeApiServer, token: &str) -> Kubectl {
+        let bin = kubectl_path().expect(
+            "kubectl is not on PATH: this test runs the real kubectl; run scripts/setup-machine.sh",
+        );
         let home = tempfile::tempdir().expect("temp HOME");
         let kubeconfig = home.path().join("kubeconfig.yaml");
         server
             .write_kubeconfig(&kubeconfig, "fake", Some("backstage"), token)
             .expect("kubeconfig written");
-        Some(Kubectl {
+        Kubectl {
             bin,
             home,
             kubeconfig,
-        })
+        }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -110,9 +110,7 @@ const BACKSTAGE_PODS: &[&str] = &[
 #[test]
 fn discovery_lists_the_served_resources() {
     let server = start(incident());
-    let Some(k) = Kubectl::for_server(&server, "t") else {
-        return;
-    };
+    let k = Kubectl::for_server(&server, "t");
     let out = k.ok(&["api-resources", "--no-headers", "-o", "name"]);
     let names = lines(&out);
     for want in [
@@ -137,9 +135,7 @@ fn discovery_lists_the_served_resources() {
 #[test]
 fn custom_columns_give_pod_names_in_fixture_order() {
     let server = start(incident());
-    let Some(k) = Kubectl::for_server(&server, "t") else {
-        return;
-    };
+    let k = Kubectl::for_server(&server, "t");
     let out = k.ok(&[
         "get",
         "pods",
@@ -173,9 +169,7 @@ fn custom_columns_give_pod_names_in_fixture_order() {
 #[test]
 fn default_table_output_has_the_real_columns() {
     let server = start(incident());
-    let Some(k) = Kubectl::for_server(&server, "t") else {
-        return;
-    };
+    let k = Kubectl::for_server(&server, "t");
     let out = k.ok(&["get", "pods"]);
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
@@ -252,9 +246,7 @@ fn default_table_output_has_the_real_columns() {
 #[test]
 fn sort_by_last_timestamp_works_and_shows_the_nulls() {
     let server = start(incident());
-    let Some(k) = Kubectl::for_server(&server, "t") else {
-        return;
-    };
+    let k = Kubectl::for_server(&server, "t");
     // Default (Table) output with --sort-by needs includeObject=Object.
     let table = k.ok(&["get", "events", "--sort-by=.lastTimestamp"]);
     assert_eq!(table.lines().count(), 1 + 32);
@@ -316,9 +308,7 @@ fn sort_by_last_timestamp_works_and_shows_the_nulls() {
 #[test]
 fn selectors_filter() {
     let server = start(incident());
-    let Some(k) = Kubectl::for_server(&server, "t") else {
-        return;
-    };
+    let k = Kubectl::for_server(&server, "t");
     let worker = k.ok(&[
         "get",
         "pods",
@@ -392,9 +382,7 @@ fn selectors_filter() {
 #[test]
 fn chunked_lists_follow_continue() {
     let server = start(incident());
-    let Some(k) = Kubectl::for_server(&server, "t") else {
-        return;
-    };
+    let k = Kubectl::for_server(&server, "t");
     let whole = k.ok(&["get", "events", "-o", "name", "--chunk-size=0"]);
     server.clear_requests();
     let chunked = k.ok(&["get", "events", "-o", "name", "--chunk-size=7"]);
@@ -419,9 +407,7 @@ fn chunked_lists_follow_continue() {
         max_page: Some(3),
         ..incident()
     });
-    let Some(k) = Kubectl::for_server(&capped, "t") else {
-        return;
-    };
+    let k = Kubectl::for_server(&capped, "t");
     let pods = k.ok(&["get", "pods", "-o", "name"]);
     assert_eq!(lines(&pods).len(), BACKSTAGE_PODS.len());
     let pages = capped
@@ -440,9 +426,7 @@ fn tls_with_the_ca_works_and_a_wrong_ca_fails() {
         ..incident()
     });
     assert!(server.url().starts_with("https://127.0.0.1:"));
-    let Some(k) = Kubectl::for_server(&server, "s3cret") else {
-        return;
-    };
+    let k = Kubectl::for_server(&server, "s3cret");
     let pods = k.ok(&["get", "pods", "-o", "name"]);
     assert_eq!(lines(&pods).len(), BACKSTAGE_PODS.len());
     let table = k.ok(&[
@@ -454,9 +438,7 @@ fn tls_with_the_ca_works_and_a_wrong_ca_fails() {
     assert_eq!(table.lines().count(), 33);
 
     // Wrong token → 401.
-    let Some(bad_token) = Kubectl::for_server(&server, "wrong") else {
-        return;
-    };
+    let bad_token = Kubectl::for_server(&server, "wrong");
     let out = bad_token.run(&["get", "pods"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -467,9 +449,7 @@ fn tls_with_the_ca_works_and_a_wrong_ca_fails() {
         tls: true,
         ..ServerOptions::default()
     });
-    let Some(wrong_ca) = Kubectl::for_server(&server, "s3cret") else {
-        return;
-    };
+    let wrong_ca = Kubectl::for_server(&server, "s3cret");
     let mut cfg = server.kubeconfig_yaml("fake", Some("backstage"), "s3cret");
     let good = base64_of(&server.ca_pem().unwrap());
     let bad = base64_of(&other.ca_pem().unwrap());
@@ -517,9 +497,7 @@ fn forbidden_is_a_real_looking_403() {
         user: "system:serviceaccount:x:y".into(),
         ..incident()
     });
-    let Some(k) = Kubectl::for_server(&server, "t") else {
-        return;
-    };
+    let k = Kubectl::for_server(&server, "t");
     let out = k.run(&["get", "events"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
@@ -545,9 +523,7 @@ fn logs_current_and_previous() {
         .unwrap()
         .to_string();
     let server = start(ServerOptions::new(fx));
-    let Some(k) = Kubectl::for_server(&server, "t") else {
-        return;
-    };
+    let k = Kubectl::for_server(&server, "t");
     let previous = k.ok(&["logs", "backstage-7d9f6b5c8-x2x7p", "--previous"]);
     assert_eq!(previous, want);
     assert!(previous.contains("The migration directory is corrupt, the following files are missing: 20241003170511_alter_target_in_locations.js, 20250102120000_refresh_state_index.js"));
@@ -588,9 +564,7 @@ fn exec_pipes_stdin_and_passes_exit_codes() {
     let root = pod_root();
     let fx = Fixtures::incident().with_pod_root("backstage-6c9f8d7b54-k4m2x", root.path());
     let server = start(ServerOptions::new(fx));
-    let Some(k) = Kubectl::for_server(&server, "t") else {
-        return;
-    };
+    let k = Kubectl::for_server(&server, "t");
     let out = k.ok(&[
         "exec",
         "backstage-6c9f8d7b54-k4m2x",
@@ -620,10 +594,10 @@ fn exec_pipes_stdin_and_passes_exit_codes() {
     assert_eq!(exec.status, 101);
     assert_eq!(exec.param("command").as_deref(), Some("sh"));
 
-    if !node_available() {
-        eprintln!("NOTE: node is not on PATH; skipping the node part of the exec test");
-        return;
-    }
+    assert!(
+        node_available(),
+        "node is not on PATH: the exec test runs real node; run scripts/setup-machine.sh"
+    );
     let input = "line one\nline two\n".repeat(2000);
     let out = k.run_stdin(
         &[
@@ -659,9 +633,7 @@ fn exec_into_a_crashing_pod_fails() {
     let root = pod_root();
     let fx = Fixtures::incident().with_pod_root("backstage-7d9f6b5c8-x2x7p", root.path());
     let server = start(ServerOptions::new(fx));
-    let Some(k) = Kubectl::for_server(&server, "t") else {
-        return;
-    };
+    let k = Kubectl::for_server(&server, "t");
     let out = k.run(&[
         "exec",
         "backstage-7d9f6b5c8-x2x7p",
@@ -717,9 +689,7 @@ fn wait_for(rx: &mpsc::Receiver<String>, want: &str, seen: &mut Vec<String>) {
 #[test]
 fn watch_sees_apply_and_delete() {
     let server = start(incident());
-    let Some(k) = Kubectl::for_server(&server, "t") else {
-        return;
-    };
+    let k = Kubectl::for_server(&server, "t");
     let mut child = k
         .command(&["get", "pods", "-w", "--output-watch-events"])
         .stdout(Stdio::piped())
@@ -776,9 +746,7 @@ fn watch_sees_apply_and_delete() {
 #[test]
 fn watch_with_the_default_table_output() {
     let server = start(incident());
-    let Some(k) = Kubectl::for_server(&server, "t") else {
-        return;
-    };
+    let k = Kubectl::for_server(&server, "t");
     let mut child = k
         .command(&[
             "get",

@@ -71,22 +71,23 @@ impl Rig {
         cmd
     }
 
-    /// The real kubectl with the same kubeconfig and a private HOME (it caches discovery there), or None
-    /// (with a note) when kubectl is not installed.
-    pub fn kubectl(&self) -> Option<Command> {
+    /// The real kubectl with the same kubeconfig and a private HOME (it caches discovery there). Panics
+    /// when kubectl is not installed: a comparison with kubectl never passes without running
+    /// (`scripts/setup-machine.sh` installs it).
+    pub fn kubectl(&self) -> Command {
         let found = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join("kubectl").is_file()))
             .unwrap_or(false);
-        if !found {
-            eprintln!("note: kubectl not on PATH; skipping the comparison with kubectl");
-            return None;
-        }
+        assert!(
+            found,
+            "kubectl is not on PATH: this test compares with the real kubectl; run scripts/setup-machine.sh"
+        );
         let mut cmd = Command::new("kubectl");
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.home())
             .env("KUBECONFIG", &self.kubeconfig);
-        Some(cmd)
+        cmd
     }
 }
 
