@@ -276,6 +276,7 @@ fn run_db(
                 Outcome::Exit(u8::try_from(code).unwrap_or(2))
             }
         };
+        databases.close().await;
         Ok(outcome)
     })
 }

@@ -1,6 +1,7 @@
 //! Database errors: one line each, naming host, database and user — never the password.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::Server;
 
@@ -51,6 +52,26 @@ pub enum DbError {
         port: u16,
         message: String,
     },
+    #[error("database server {host}:{port} did not answer within {bound}", bound = duration_text(*.bound))]
+    Timeout {
+        host: String,
+        port: u16,
+        bound: Duration,
+    },
+    #[error("database server {host}:{port} did not answer within {bound} ({what} in database {database})", bound = duration_text(*.bound))]
+    QueryTimeout {
+        host: String,
+        port: u16,
+        bound: Duration,
+        database: String,
+        what: String,
+    },
+    #[error("the server at {host}:{port} does not speak the PostgreSQL protocol: {message}")]
+    NotPostgres {
+        host: String,
+        port: u16,
+        message: String,
+    },
     #[error("cannot read the root certificate {path}: {message}", path = .path.display())]
     RootCert { path: PathBuf, message: String },
     #[error("TLS configuration failed: {message}")]
@@ -61,6 +82,15 @@ pub enum DbError {
         what: String,
         message: String,
     },
+}
+
+/// A bound as the user typed it: `2s`, `90s`, `1500ms`.
+pub fn duration_text(bound: Duration) -> String {
+    if bound.subsec_nanos() == 0 {
+        format!("{}s", bound.as_secs())
+    } else {
+        format!("{}ms", bound.as_millis())
+    }
 }
 
 /// The innermost useful message of an error, on one line.
