@@ -66,12 +66,8 @@ pub enum DbError {
         database: String,
         what: String,
     },
-    #[error("the server at {host}:{port} does not speak the PostgreSQL protocol: {message}")]
-    NotPostgres {
-        host: String,
-        port: u16,
-        message: String,
-    },
+    #[error("the server at {host}:{port} does not speak the PostgreSQL protocol")]
+    NotPostgres { host: String, port: u16 },
     #[error("cannot read the root certificate {path}: {message}", path = .path.display())]
     RootCert { path: PathBuf, message: String },
     #[error("TLS configuration failed: {message}")]
@@ -114,6 +110,9 @@ impl DbError {
     pub fn from_connect(e: tokio_postgres::Error, server: &Server, database: &str) -> DbError {
         let host = server.host.clone();
         let port = server.port;
+        if super::socket::is_not_postgres(&e) {
+            return DbError::NotPostgres { host, port };
+        }
         if let Some(db) = e.as_db_error() {
             let code = db.code().code();
             return match code {

@@ -15,12 +15,14 @@
 mod error;
 mod read;
 mod session;
+mod socket;
 mod tls;
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio_postgres::config::SslMode as PgSslMode;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config};
 
@@ -83,6 +85,9 @@ pub fn like_prefix(prefix: &str) -> String {
 pub struct Connection {
     client: Client,
     task: session::SessionTask,
+    /// For cancel requests, which travel over a connection of their own.
+    connector: tokio_postgres_rustls::MakeRustlsConnect,
+    tls: bool,
     host: String,
     port: u16,
     timeout: Option<Duration>,
@@ -116,8 +121,39 @@ impl Server {
         let tls = tls::client_config(self.sslmode, self.sslrootcert.as_deref())?;
         let connector =
             tokio_postgres_rustls::MakeRustlsConnect::new(tls.unwrap_or_else(plain_config));
-        let connect = config.connect(connector);
-        let connected = match self.timeout {
+        let connect = async {
+            if self.host.starts_with('/') {
+                // A unix socket folder, as libpq allows: no network in between.
+                let (client, connection) = config
+                    .connect(connector.clone())
+                    .await
+                    .map_err(|e| DbError::from_connect(e, self, database))?;
+                Ok((client, spawn_connection(connection, database)))
+            } else {
+                let stream = socket::Sniffed::connect(
+                    &self.host,
+                    self.port,
+                    self.sslmode != SslMode::Disable,
+                )
+                .await
+                .map_err(|e| DbError::Unreachable {
+                    host: self.host.clone(),
+                    port: self.port,
+                    message: error::one_line(&e),
+                })?;
+                let tls = MakeTlsConnect::<socket::Sniffed>::make_tls_connect(
+                    &mut connector.clone(),
+                    &self.host,
+                );
+                let tls = tls.unwrap_or_else(|never| match never {});
+                let (client, connection) = config
+                    .connect_raw(stream, tls)
+                    .await
+                    .map_err(|e| DbError::from_connect(e, self, database))?;
+                Ok((client, spawn_connection(connection, database)))
+            }
+        };
+        let (client, task) = match self.timeout {
             Some(bound) => {
                 tokio::time::timeout(bound, connect)
                     .await
@@ -128,24 +164,35 @@ impl Server {
                     })?
             }
             None => connect.await,
-        };
-        let (client, connection) =
-            connected.map_err(|e| DbError::from_connect(e, self, database))?;
-        let database_name = database.to_string();
-        let task = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(database = %database_name, error = %e, "connection ended");
-            }
-        });
+        }?;
         Ok(Connection {
             client,
             task: session::SessionTask::new(task, &self.sessions),
+            connector,
+            tls: self.sslmode != SslMode::Disable,
             host: self.host.clone(),
             port: self.port,
             timeout: self.timeout,
             database: database.to_string(),
         })
     }
+}
+
+/// Drives a connection in a task of its own until its client is dropped and Terminate is sent.
+fn spawn_connection<S, T>(
+    connection: tokio_postgres::Connection<S, T>,
+    database: &str,
+) -> tokio::task::JoinHandle<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let database = database.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(%database, error = %e, "connection ended");
+        }
+    })
 }
 
 /// Never used for TLS (sslmode=disable); tokio-postgres just needs a connector of one type.
@@ -168,27 +215,61 @@ impl Connection {
         }
     }
 
-    /// Runs `work` (queries on this connection) within the bound; `what` names it in errors.
+    /// Runs `work` (queries on this connection) within the bound; `what` names it in errors. A query
+    /// that runs out of time (a table locked by a migration, a network gone quiet) is cancelled on
+    /// the server, so it does not go on holding a session and a place in the lock queue.
     pub async fn bounded<T>(
         &self,
         what: &str,
         work: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, DbError> {
-        let done = match self.timeout {
-            Some(bound) => {
-                tokio::time::timeout(bound, work)
-                    .await
-                    .map_err(|_| DbError::QueryTimeout {
-                        host: self.host.clone(),
-                        port: self.port,
-                        bound,
-                        database: self.database.clone(),
-                        what: what.to_string(),
-                    })?
-            }
-            None => work.await,
+        let Some(bound) = self.timeout else {
+            return work.await.map_err(|e| self.query_error(what, e));
         };
-        done.map_err(|e| self.query_error(what, e))
+        match tokio::time::timeout(bound, work).await {
+            Ok(done) => done.map_err(|e| self.query_error(what, e)),
+            Err(_) => {
+                self.cancel(bound).await;
+                Err(DbError::QueryTimeout {
+                    host: self.host.clone(),
+                    port: self.port,
+                    bound,
+                    database: self.database.clone(),
+                    what: what.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Asks the server to cancel the running query (best effort, bounded).
+    async fn cancel(&self, bound: Duration) {
+        let token = self.client.cancel_token();
+        let cancel = async {
+            if self.host.starts_with('/') {
+                return token
+                    .cancel_query(self.connector.clone())
+                    .await
+                    .map_err(|e| e.to_string());
+            }
+            // The cancel request travels over a new connection of its own, with TLS as the session.
+            let stream = socket::Sniffed::connect(&self.host, self.port, self.tls)
+                .await
+                .map_err(|e| e.to_string())?;
+            let connect = MakeTlsConnect::<socket::Sniffed>::make_tls_connect(
+                &mut self.connector.clone(),
+                &self.host,
+            );
+            let connect = connect.unwrap_or_else(|never| match never {});
+            token
+                .cancel_query_raw(stream, connect)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(bound, cancel).await {
+            Ok(Ok(())) => tracing::debug!(database = %self.database, "query cancelled"),
+            Ok(Err(e)) => tracing::debug!(database = %self.database, error = %e, "cancel failed"),
+            Err(_) => tracing::debug!(database = %self.database, "cancel timed out"),
+        }
     }
 
     /// Ends the session properly: Terminate is sent and the socket closed before this returns.
@@ -322,10 +403,14 @@ impl Connection {
                 crate::knex::model::lock_table_name(&table.table)
             ),
         };
-        // A transaction cut short here is rolled back by the server when the session ends.
-        tokio::time::timeout(bound, self.release_lock_unbounded(table))
-            .await
-            .map_err(|_| timed_out)?
+        // A transaction cut short here is cancelled, and rolled back by the server.
+        match tokio::time::timeout(bound, self.release_lock_unbounded(table)).await {
+            Ok(done) => done,
+            Err(_) => {
+                self.cancel(bound).await;
+                Err(timed_out)
+            }
+        }
     }
 
     async fn release_lock_unbounded(&mut self, table: &TableRef) -> Result<u64, DbError> {
