@@ -2,6 +2,9 @@
 # Benchmark: `kubectl-backstage db status` over every plugin database and migration table, against the
 # real `knex migrate:status` run once per migration table, sequentially (what an operator does by hand),
 # on the same PostgreSQL server in the same run. Target: at least 30x faster.
+# Then over a slow network (a VPN to Azure): through a TCP proxy that delays every chunk 15 ms each way
+# (BENCH_DELAY_MS), `db status` against one `psql -c 'select 1'` through the same proxy, in the same
+# run. Target: at most 2.5x.
 # Usage: bench/db-status.sh [PLUGINS]   (default 12 plugin databases, each with the catalog's migrations
 # and the scheduler's prefixed table: 24 migration tables). BENCH_RUNS=N (default 5).
 set -euo pipefail
@@ -30,7 +33,11 @@ work=$(mktemp -d); chmod 755 "$work"
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 [ "$(id -u)" = 0 ] && chown postgres "$work"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cleanup() { as_pg "$pgbin/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"; }
+proxy_pid=
+cleanup() {
+  if [ -n "$proxy_pid" ]; then kill "$proxy_pid" 2>/dev/null || true; fi
+  as_pg "$pgbin/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"
+}
 trap cleanup EXIT
 as_pg "$pgbin/initdb" -D "$work/data" -U bench --auth=trust >/dev/null
 as_pg "$pgbin/pg_ctl" -D "$work/data" -w -l "$work/log" -o "-p $port -k $work -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
@@ -66,13 +73,65 @@ for db in \$(psql -At -h 127.0.0.1 -p $port -U bench -d postgres -c "select datn
 done
 SH
 chmod +x "$work/knex-status-all.sh"
-echo "$plugins plugin databases, $((plugins * 2)) migration tables"
+
+# The slow network: every chunk, each way, is forwarded BENCH_DELAY_MS after it arrived (a latency,
+# not a bandwidth limit: chunks in flight overlap, as on a real link).
+cat > "$work/delay-proxy.py" <<'PY'
+import asyncio, sys, time
+listen_port, target_port, delay = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]) / 1000.0
+
+async def pipe(reader, writer):
+    queue = asyncio.Queue()
+    async def read():
+        while data := await reader.read(65536):
+            await queue.put((time.monotonic() + delay, data))
+        await queue.put((time.monotonic() + delay, None))
+    async def write():
+        while True:
+            due, data = await queue.get()
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            if data is None:
+                break
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+    await asyncio.gather(read(), write(), return_exceptions=True)
+
+async def serve(client_reader, client_writer):
+    try:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target_port)
+    except OSError:
+        client_writer.close()
+        return
+    await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer),
+                         return_exceptions=True)
+
+async def main():
+    server = await asyncio.start_server(serve, "127.0.0.1", listen_port)
+    print("ready", flush=True)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main())
+PY
+delay_ms=${BENCH_DELAY_MS:-15}
+proxy_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 "$work/delay-proxy.py" "$proxy_port" "$port" "$delay_ms" > "$work/proxy.out" 2>&1 &
+proxy_pid=$!
+for _ in $(seq 50); do grep -q ready "$work/proxy.out" 2>/dev/null && break; sleep 0.1; done
+
+echo "$plugins plugin databases, $((plugins * 2)) migration tables; proxy: ${delay_ms} ms each way"
 BENCH_RUNS=${BENCH_RUNS:-5} PGPASSWORD=x python3 bench/compare.py <<JSON
 [
   {"name": "db status (all plugins, all tables)  vs  knex migrate:status per table",
    "ours": ["$PWD/target/release/kubectl-backstage", "db", "status", "--db-host", "127.0.0.1", "--db-port", "$port",
             "--db-user", "bench", "--sslmode", "disable", "--source", "$npmdir", "-o", "json"],
    "peer": ["$work/knex-status-all.sh"],
-   "time": 0.0333, "memory": null, "ok_codes": [0, 1]}
+   "time": 0.0333, "memory": null, "ok_codes": [0, 1]},
+  {"name": "db status via ${delay_ms} ms proxy  vs  one psql select 1",
+   "ours": ["$PWD/target/release/kubectl-backstage", "db", "status", "--db-host", "127.0.0.1", "--db-port", "$proxy_port",
+            "--db-user", "bench", "--sslmode", "disable", "--source", "$npmdir", "-o", "json"],
+   "peer": ["psql", "-X", "-q", "host=127.0.0.1 port=$proxy_port user=bench dbname=postgres sslmode=disable", "-c", "select 1"],
+   "time": 2.5, "memory": null, "ok_codes": [0, 1]}
 ]
 JSON

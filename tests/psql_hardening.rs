@@ -502,7 +502,7 @@ fn a_server_that_never_answers_is_bounded_by_the_request_timeout() {
     let case = Case::new();
     for (global, env, bound) in [
         (vec!["--request-timeout", "2s"], None, "2s"),
-        (vec!["--request-timeout", "1500ms"], None, "2s"),
+        (vec!["--request-timeout", "1500ms"], None, "1500ms"),
         (vec![], Some("3"), "3s"),
     ] {
         let mut cmd = case.command(&global, &["psql", "--plugin", "catalog"]);
@@ -515,9 +515,7 @@ fn a_server_that_never_answers_is_bounded_by_the_request_timeout() {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert_eq!(
             stderr,
-            format!(
-                "error: cannot reach the database server 127.0.0.1:{port}: no answer within {bound} (--request-timeout, or $PGCONNECT_TIMEOUT)\n"
-            )
+            format!("error: database server 127.0.0.1:{port} did not answer within {bound}\n")
         );
         assert!(!case.path("record/pid").exists(), "psql was not started");
     }

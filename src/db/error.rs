@@ -1,6 +1,7 @@
 //! Database errors: one line each, naming host, database and user — never the password.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::Server;
 
@@ -51,6 +52,22 @@ pub enum DbError {
         port: u16,
         message: String,
     },
+    #[error("database server {host}:{port} did not answer within {bound}", bound = duration_text(*.bound))]
+    Timeout {
+        host: String,
+        port: u16,
+        bound: Duration,
+    },
+    #[error("database server {host}:{port} did not answer within {bound} ({what} in database {database})", bound = duration_text(*.bound))]
+    QueryTimeout {
+        host: String,
+        port: u16,
+        bound: Duration,
+        database: String,
+        what: String,
+    },
+    #[error("the server at {host}:{port} does not speak the PostgreSQL protocol")]
+    NotPostgres { host: String, port: u16 },
     #[error("cannot read the root certificate {path}: {message}", path = .path.display())]
     RootCert { path: PathBuf, message: String },
     #[error("TLS configuration failed: {message}")]
@@ -61,6 +78,15 @@ pub enum DbError {
         what: String,
         message: String,
     },
+}
+
+/// A bound as the user typed it: `2s`, `90s`, `1500ms`.
+pub fn duration_text(bound: Duration) -> String {
+    if bound.subsec_nanos() == 0 {
+        format!("{}s", bound.as_secs())
+    } else {
+        format!("{}ms", bound.as_millis())
+    }
 }
 
 /// The innermost useful message of an error, on one line.
@@ -84,6 +110,9 @@ impl DbError {
     pub fn from_connect(e: tokio_postgres::Error, server: &Server, database: &str) -> DbError {
         let host = server.host.clone();
         let port = server.port;
+        if super::socket::is_not_postgres(&e) {
+            return DbError::NotPostgres { host, port };
+        }
         if let Some(db) = e.as_db_error() {
             let code = db.code().code();
             return match code {

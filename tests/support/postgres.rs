@@ -110,6 +110,11 @@ impl Postgres {
         self.dir.join("sock")
     }
 
+    /// The server's log (its stderr, through `pg_ctl -l`).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("postgres.log")
+    }
+
     /// The CA that signed the server certificate, for `sslmode=verify-ca` / `verify-full`.
     pub fn ca_pem_path(&self) -> PathBuf {
         self.dir.join("ca.pem")

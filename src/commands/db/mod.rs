@@ -15,8 +15,9 @@ use crate::db::{Connection, DbError, Server, TableContents, TableRef};
 use crate::secrets::{Password, SecretError, database_password};
 use crate::settings::{DbSettings, Division, ProcessEnv};
 
-/// Databases read at once.
-const CONCURRENCY: usize = 8;
+/// Databases read at once: all of them, up to this many sessions (the smallest Azure Database for
+/// PostgreSQL tier allows 50 connections, some of them taken by Backstage itself).
+const MAX_SESSIONS: usize = 32;
 /// The database connected to for listing the others.
 const MAINTENANCE_DATABASE: &str = "postgres";
 
@@ -75,12 +76,20 @@ impl Databases {
             user: settings.user.clone(),
             sslmode: settings.sslmode,
             sslrootcert: settings.sslrootcert.clone(),
+            timeout: settings.connect_timeout,
+            sessions: Default::default(),
         };
         Ok(Databases {
             settings,
             server,
             password: found.password,
         })
+    }
+
+    /// Ends every session still open (those dropped without [`Connection::close`]) properly, so the
+    /// server sees a Terminate rather than a reset. Call before the runtime ends.
+    pub async fn close(&self) {
+        self.server.sessions.close_all().await;
     }
 
     pub fn password(&self) -> &Password {
@@ -114,20 +123,18 @@ impl Databases {
         match &self.settings.division {
             Division::Database { prefix } => {
                 let connection = self.connect(MAINTENANCE_DATABASE, true).await?;
-                let names = connection.databases_with_prefix(prefix).await?;
-                Ok(names
+                let names = connection.databases_with_prefix(prefix).await;
+                connection.close().await;
+                Ok(names?
                     .iter()
                     .map(|n| self.target(&n[prefix.len()..]))
                     .collect())
             }
             Division::Schema { database } => {
                 let connection = self.connect(database, true).await?;
-                Ok(connection
-                    .schemas_with_migrations()
-                    .await?
-                    .iter()
-                    .map(|s| self.target(s))
-                    .collect())
+                let schemas = connection.schemas_with_migrations().await;
+                connection.close().await;
+                Ok(schemas?.iter().map(|s| self.target(s)).collect())
             }
         }
     }
@@ -167,28 +174,58 @@ impl Databases {
             .collect()
     }
 
-    /// Every migration table of each target with its contents, read concurrently over read-only
-    /// sessions, in the targets' order.
+    /// Every migration table of each target with its contents, in the targets' order. All databases
+    /// at once (up to [`MAX_SESSIONS`]), each over one read-only session that costs one query round
+    /// trip after the connect; targets in one database (schema mode) share a session.
     pub async fn read_all(
         &self,
         targets: &[PluginTarget],
     ) -> Result<Vec<(PluginTarget, Vec<(TableRef, TableContents)>)>, DbError> {
-        let results: Vec<_> = futures::stream::iter(targets.iter().cloned())
-            .map(|target| async move {
-                let connection = self.connect(&target.database, true).await?;
-                let tables = connection
-                    .migration_tables(target.schema.as_deref())
-                    .await?;
-                let mut contents = Vec::new();
-                for table in tables {
-                    let c = connection.table_contents(&table).await?;
-                    contents.push((table, c));
+        // Each database once, with the schemas wanted from it (`None`: every user schema).
+        let mut wanted: Vec<(&str, Option<Vec<String>>)> = Vec::new();
+        for target in targets {
+            let schemas = match wanted.iter_mut().find(|(db, _)| *db == target.database) {
+                Some((_, schemas)) => schemas,
+                None => {
+                    wanted.push((&target.database, Some(Vec::new())));
+                    &mut wanted.last_mut().expect("just pushed").1
                 }
-                Ok::<_, DbError>((target, contents))
+            };
+            match (&target.schema, schemas.as_mut()) {
+                (Some(schema), Some(list)) => list.push(schema.clone()),
+                (None, _) => *schemas = None,
+                (Some(_), None) => {}
+            }
+        }
+        let read: Vec<Result<Vec<(TableRef, TableContents)>, DbError>> =
+            futures::stream::iter(wanted.iter())
+                .map(|(database, schemas)| async move {
+                    let connection = self.connect(database, true).await?;
+                    let tables = connection.read_migration_tables(schemas.as_deref()).await;
+                    connection.close().await;
+                    tables
+                })
+                .buffered(MAX_SESSIONS)
+                .collect()
+                .await;
+        let mut by_database = Vec::with_capacity(read.len());
+        for ((database, _), tables) in wanted.iter().zip(read) {
+            by_database.push((*database, tables?));
+        }
+        Ok(targets
+            .iter()
+            .map(|target| {
+                let (_, tables) = by_database
+                    .iter()
+                    .find(|(db, _)| *db == target.database)
+                    .expect("every target's database was read");
+                let mine = tables
+                    .iter()
+                    .filter(|(t, _)| target.schema.as_ref().is_none_or(|s| *s == t.schema))
+                    .cloned()
+                    .collect();
+                (target.clone(), mine)
             })
-            .buffered(CONCURRENCY)
-            .collect()
-            .await;
-        results.into_iter().collect()
+            .collect())
     }
 }

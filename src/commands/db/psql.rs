@@ -23,7 +23,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use super::{Databases, DbCommandError, PluginTarget};
-use crate::db::DbError;
 use crate::settings::{DbSettings, SslMode};
 
 /// Quotes a value for a libpq connection string.
@@ -78,32 +77,13 @@ fn conninfo(settings: &DbSettings, target: &PluginTarget) -> String {
     conninfo
 }
 
-/// The plugin's target, once the server has answered within the connect bound and shown that the
-/// plugin has a database (or schema).
-///
-/// The bound here wraps the whole check; once `Server::connect` bounds its own connects with
-/// `connect_timeout`, this wrapper only matters for the listing query that follows.
+/// The plugin's target, once the server has answered and shown that the plugin has a database (or
+/// schema); the connect and the listing are bounded by the connect timeout (see [`crate::db`]).
 async fn checked_target(
     databases: &Databases,
     plugin: &str,
 ) -> Result<PluginTarget, DbCommandError> {
-    let wanted = [plugin.to_string()];
-    let check = databases.selected(&wanted);
-    let mut found = match databases.settings.connect_timeout {
-        None => check.await?,
-        Some(bound) => {
-            tokio::time::timeout(bound, check)
-                .await
-                .map_err(|_| DbError::Unreachable {
-                    host: databases.settings.host.clone(),
-                    port: databases.settings.port,
-                    message: format!(
-                        "no answer within {}s (--request-timeout, or $PGCONNECT_TIMEOUT)",
-                        connect_timeout_seconds(bound)
-                    ),
-                })??
-        }
-    };
+    let mut found = databases.selected(&[plugin.to_string()]).await?;
     Ok(found.remove(0))
 }
 

@@ -18,9 +18,21 @@ pub async fn run(
     style: &Style,
 ) -> Result<Outcome, DbCommandError> {
     let databases = Databases::open(db_settings, &RealEnv).await?;
+    let outcome = run_command(command, &databases, settings, style).await;
+    // Every session ends with a Terminate, also after an error: the server logs no resets.
+    databases.close().await;
+    outcome
+}
+
+async fn run_command(
+    command: &DbCommandSettings,
+    databases: &Databases,
+    settings: &Settings,
+    style: &Style,
+) -> Result<Outcome, DbCommandError> {
     let cluster = || Cluster::connect(&settings.cluster);
     match command {
-        DbCommandSettings::List => Ok(db::list::run(&databases, style).await?),
+        DbCommandSettings::List => Ok(db::list::run(databases, style).await?),
         DbCommandSettings::Status { plugins, source } => {
             let loaded = match source {
                 Some(spec) => {
@@ -28,14 +40,14 @@ pub async fn run(
                 }
                 None => default_source(settings, plugins).await,
             };
-            Ok(db::status::run(&databases, plugins, loaded.as_ref(), style).await?)
+            Ok(db::status::run(databases, plugins, loaded.as_ref(), style).await?)
         }
         DbCommandSettings::CurrentVersion { plugin, table } => {
-            Ok(db::current_version::run(&databases, plugin, table.as_deref(), style).await?)
+            Ok(db::current_version::run(databases, plugin, table.as_deref(), style).await?)
         }
         DbCommandSettings::Plan { plugins, to } => {
             let target = source::load(to, cluster().await.as_ref(), plugins, None).await?;
-            Ok(db::plan::run(&databases, plugins, &target, style).await?)
+            Ok(db::plan::run(databases, plugins, &target, style).await?)
         }
         DbCommandSettings::Rollback(rollback) => {
             let request = db::rollback::RollbackRequest {
@@ -46,7 +58,7 @@ pub async fn run(
                 dry_run: rollback.dry_run,
                 yes: rollback.yes,
             };
-            db::rollback::run(&databases, &request, cluster().await, style).await
+            db::rollback::run(databases, &request, cluster().await, style).await
         }
         DbCommandSettings::Unlock {
             plugin,
@@ -69,10 +81,10 @@ pub async fn run(
                 yes: *yes,
                 lock_wait: settings.cluster.request_timeout,
             };
-            db::unlock::run(&databases, &request, pods, style).await
+            db::unlock::run(databases, &request, pods, style).await
         }
         DbCommandSettings::Psql { plugin, args } => {
-            let code = db::psql::run(&databases, plugin, args).await?;
+            let code = db::psql::run(databases, plugin, args).await?;
             Ok(Outcome::Exit(u8::try_from(code).unwrap_or(2)))
         }
     }
