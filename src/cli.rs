@@ -161,7 +161,7 @@ pub struct DbConnectionArgs {
     #[arg(long, global = true, value_name = "HOST")]
     pub db_host: Option<String>,
     /// PostgreSQL server port (default: database.port, else $PGPORT, else 5432)
-    #[arg(long, global = true, value_name = "PORT")]
+    #[arg(long, global = true, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub db_port: Option<u16>,
     /// Database user (default: database.user, else $PGUSER)
     #[arg(long, global = true, value_name = "USER")]

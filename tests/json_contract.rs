@@ -882,7 +882,6 @@ fn the_checker_rejects_unknown_renamed_retyped_and_local_times() {
 /// JSON itself, and C1 controls (U+0080–U+009F, e.g. the one-byte CSI U+009B) are written as `\u009b`.
 /// The text itself is kept: parsing the document gives back the event's message exactly.
 #[test]
-#[ignore = "C1 controls in -o json are escaped by issue 8's other work (defect 3)"]
 fn json_escapes_c1_controls_after_hardening() {
     let rig = Rig::incident();
     let message = "pull failed \u{9b}31m\u{1b}]52;c;aGk=\u{7}\r done";

@@ -46,11 +46,14 @@ pub async fn run(
     style: &Style,
 ) -> Result<Outcome, KubeError> {
     let selector = args.selector.as_deref();
-    let (pods, deployments, statefulsets) = tokio::try_join!(
+    // All three at once, but a failure is reported in a fixed order (pods first), not by which
+    // request happened to fail first: the same cause gives the same error line every time.
+    let (pods, deployments, statefulsets) = tokio::join!(
         cluster.list_all::<Pod>("pods", selector),
         cluster.list_all::<Deployment>("deployments", selector),
         cluster.list_all::<StatefulSet>("statefulsets", selector),
-    )?;
+    );
+    let (pods, deployments, statefulsets) = (pods?, deployments?, statefulsets?);
     let mut snapshot = Snapshot::default();
     snapshot
         .pods
