@@ -6,8 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::model::time::parse_duration;
-pub use crate::options::OutputFormat;
-use crate::options::{AzureAuth, DivisionMode, SslMode};
+use crate::options::{AzureAuth, DivisionMode, OutputFormat, SslMode};
 
 /// Operate a Backstage portal on Kubernetes: rollout health, events, and the plugin databases.
 #[derive(Debug, Parser)]

@@ -2,7 +2,20 @@
 //! [`Error`] — becomes its code here and nowhere else.
 
 use crate::Error;
-use crate::commands::Outcome;
+
+/// How a command that ran ended (failures to run are [`Error`]s instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done; for a check: everything healthy.
+    Ok,
+    /// The check ran and found problems.
+    Problems,
+    /// A command that changes things stopped part-way: some steps were done, and its report says
+    /// exactly which were and were not.
+    PartlyDone,
+    /// A child's exit code, passed through (`db psql`).
+    Exit(u8),
+}
 
 /// Done; for checks: everything healthy / in sync.
 pub const OK: u8 = 0;

@@ -1,6 +1,8 @@
-//! The plain option enums shared by the command line, the config file and the adapters — a leaf
+//! The plain option types shared by the command line, the config file and the adapters — a leaf
 //! module with no imports from the rest of the crate. Each enum has exactly one text mapping
 //! ([`SslMode::as_str`] …), used for parsing, printing and handing the value to other programs.
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +101,26 @@ option_enum!(
 impl Default for OutputFormat {
     fn default() -> Self {
         OutputFormat::Table
+    }
+}
+
+/// Where a version's migration files come from, as `--source` / `--to` name it: `pod` (a running
+/// Backstage pod), `pod:NAME`, or a folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    Pod(Option<String>),
+    Dir(PathBuf),
+}
+
+impl SourceSpec {
+    pub fn parse(text: &str) -> SourceSpec {
+        match text {
+            "pod" => SourceSpec::Pod(None),
+            _ => match text.strip_prefix("pod:") {
+                Some(name) => SourceSpec::Pod(Some(name.to_string())),
+                None => SourceSpec::Dir(PathBuf::from(text)),
+            },
+        }
     }
 }
 

@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keyvault::{AZ_TOKEN, AzLogin, FakeKeyVault, SCOPE, TENANT_ID};
+use kubectl_backstage::options::AzureAuth;
 use kubectl_backstage::secrets::{KeyVaultSecret, SecretError, read_secret};
-use kubectl_backstage::settings::AzureAuth;
 
 const CHILD: &str = "KEYVAULT_TEST_CHILD";
 const SECRET_VALUE: &str = "s3cr3t-Pa55-sentinel-7f3a";

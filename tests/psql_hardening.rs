@@ -208,17 +208,24 @@ fn gone(pid: Pid) -> bool {
 
 /// What a running psql was started with and holds open: argv, environ, and its descriptors' targets.
 fn live_process(pid: Pid) -> (String, String, Vec<String>) {
+    live_process_if_running(pid).expect("psql is running")
+}
+
+/// The same, or `None` when the process has ended meanwhile (its /proc entry is gone).
+fn live_process_if_running(pid: Pid) -> Option<(String, String, Vec<String>)> {
     let proc = PathBuf::from(format!("/proc/{}", pid.as_raw_pid()));
     let text = |name: &str| {
-        String::from_utf8_lossy(&std::fs::read(proc.join(name)).unwrap()).replace('\0', "\n")
+        std::fs::read(proc.join(name))
+            .ok()
+            .map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', "\n"))
     };
     let fds = std::fs::read_dir(proc.join("fd"))
-        .unwrap()
+        .ok()?
         .flatten()
         .filter_map(|e| std::fs::read_link(e.path()).ok())
         .map(|l| l.display().to_string())
         .collect();
-    (text("cmdline"), text("environ"), fds)
+    Some((text("cmdline")?, text("environ")?, fds))
 }
 
 fn shell_quote(word: &str) -> String {
@@ -451,9 +458,9 @@ fn sigkill_of_the_plugin_leaves_no_password_on_disk() {
     let (status, _, _) = output(plugin);
     assert_eq!(status.signal(), Some(9));
     assert_eq!(case.password_files_in_tmpdir(), Vec::<PathBuf>::new());
-    // psql, orphaned, runs its query to the end; the password lives only in its descriptor.
-    if !gone(psql) {
-        let (_, environ, fds) = live_process(psql);
+    // psql, orphaned, runs its query to the end; the password lives only in its descriptor. (It may
+    // have ended already on a loaded machine.)
+    if let Some((_, environ, fds)) = live_process_if_running(psql) {
         assert!(!environ.contains(SENTINEL));
         assert!(
             fds.iter()

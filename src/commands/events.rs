@@ -9,9 +9,9 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 use super::Outcome;
-use crate::cli::OutputFormat;
 use crate::kube::{Cluster, KubeError, WatchChange};
 use crate::model::events::{EventFilter, EventRow, sort_by_last_seen};
+use crate::options::OutputFormat;
 use crate::render::{self, EventRowPrinter, Report, Style, event_rows_table};
 use crate::settings::commands::{EventsSettings, ObjectRef};
 

@@ -11,11 +11,12 @@ use kube::ResourceExt;
 use tokio::time::{Duration, Instant};
 
 use super::Outcome;
-use crate::cli::{HealthArgs, OutputFormat};
+use crate::cli::HealthArgs;
 use crate::kube::{Cluster, KubeError, WatchChange};
 use crate::model::diagnosis::{StartupFailure, diagnose};
 use crate::model::health::{Diagnoses, HealthReport, WorkloadView};
 use crate::model::pod::PodView;
+use crate::options::OutputFormat;
 use crate::render::{self, CLEAR_SCREEN, Report, Style};
 
 /// Previous logs are read from their end, bounded.

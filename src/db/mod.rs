@@ -31,8 +31,8 @@ pub use error::{DbError, duration_text};
 pub use session::Sessions;
 
 use crate::knex::model::{LockRow, MigrationRow};
+use crate::options::SslMode;
 use crate::secrets::Password;
-use crate::settings::SslMode;
 
 /// The server and login, without a database.
 #[derive(Debug, Clone)]

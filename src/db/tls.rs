@@ -21,7 +21,7 @@ use rustls::{
 };
 
 use super::DbError;
-use crate::settings::SslMode;
+use crate::options::SslMode;
 
 /// The rustls client configuration for a mode, or `None` for `disable`.
 pub fn client_config(

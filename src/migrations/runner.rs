@@ -9,8 +9,8 @@ use serde_json::json;
 
 use super::source::SourcePlace;
 use crate::kube::{Cluster, KubeError};
+use crate::options::SslMode;
 use crate::secrets::Password;
-use crate::settings::SslMode;
 
 /// The script Knex runs in. It reads one JSON document from stdin and prints one JSON event per line.
 const RUN_SCRIPT: &str = r#"

@@ -21,24 +21,7 @@ pub enum SourceError {
     NoCluster(String),
 }
 
-/// Which source a flag names: `pod`, `pod:NAME`, or a folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceSpec {
-    Pod(Option<String>),
-    Dir(PathBuf),
-}
-
-impl SourceSpec {
-    pub fn parse(text: &str) -> SourceSpec {
-        match text {
-            "pod" => SourceSpec::Pod(None),
-            _ => match text.strip_prefix("pod:") {
-                Some(name) => SourceSpec::Pod(Some(name.to_string())),
-                None => SourceSpec::Dir(PathBuf::from(text)),
-            },
-        }
-    }
-}
+pub use crate::options::SourceSpec;
 
 /// Where a source's files are, so that Knex can be run next to them.
 #[derive(Debug, Clone, PartialEq, Eq)]

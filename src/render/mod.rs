@@ -11,8 +11,8 @@ use std::io::Write;
 use comfy_table::{ColumnConstraint, ContentArrangement, Table, Width, presets};
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
 use crate::model::text::escape_control;
+use crate::options::OutputFormat;
 
 pub use events::{EventRowPrinter, event_rows_table};
 pub use messages::{

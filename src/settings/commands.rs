@@ -9,8 +9,8 @@ use super::SettingsError;
 use super::validate::{validate_plugin_id, validate_table_name};
 use crate::cli::{DbCommand, EventsArgs, Runner};
 use crate::knex::model::{DEFAULT_MIGRATION_TABLE, RollbackTarget};
-use crate::migrations::source::SourceSpec;
 use crate::model::events::parse_object;
+use crate::options::SourceSpec;
 
 /// An event's type, as `--types` names it (case does not matter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

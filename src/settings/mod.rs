@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::cli::GlobalArgs;
 use crate::options::OutputFormat;
+use crate::process_env::ProcessEnv;
 use config_file::load_config;
 
 pub use config_file::{
@@ -20,10 +21,6 @@ pub use config_file::{
     parse_config,
 };
 pub use db::{DEFAULT_DATABASE_PREFIX, DEFAULT_SCHEMA_DATABASE, DbSettings, Division};
-// Transitional re-exports of the leaf modules' types, for code that still names them here.
-pub use crate::options::{AzureAuth, DivisionMode, SslMode};
-pub use crate::process_env::{ProcessEnv, RealEnv};
-pub use crate::secrets::PasswordSettings;
 pub use validate::{validate_namespace, validate_plugin_id, validate_table_name};
 
 /// Why the flags, the environment or the config file cannot be used. Always exit 2, before any I/O.

@@ -12,8 +12,9 @@ pub mod unlock;
 use futures::StreamExt;
 
 use crate::db::{Connection, DbError, Server, TableContents, TableRef};
+use crate::process_env::ProcessEnv;
 use crate::secrets::{Password, SecretError, database_password};
-use crate::settings::{DbSettings, Division, ProcessEnv};
+use crate::settings::{DbSettings, Division};
 
 /// Databases read at once: all of them, up to this many sessions (the smallest Azure Database for
 /// PostgreSQL tier allows 50 connections, some of them taken by Backstage itself).

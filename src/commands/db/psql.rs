@@ -23,7 +23,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use super::{Databases, DbCommandError, PluginTarget};
-use crate::settings::{DbSettings, SslMode};
+use crate::options::SslMode;
+use crate::settings::DbSettings;
 
 /// Quotes a value for a libpq connection string.
 fn conninfo_value(value: &str) -> String {

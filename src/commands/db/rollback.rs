@@ -14,7 +14,6 @@ use serde::Serialize;
 use super::status::TableStatus;
 use super::unlock::starting_pods;
 use super::{Databases, DbCommandError};
-use crate::cli::OutputFormat;
 use crate::commands::{Outcome, confirm};
 use crate::db::lock::DEFAULT_LOCK_WAIT;
 use crate::knex::model::{
@@ -23,6 +22,7 @@ use crate::knex::model::{
 use crate::kube::{Cluster, KubeError};
 use crate::migrations::runner::{self, KnexConnection, KnexUndo};
 use crate::migrations::source::{self, SourcePlace, SourceSpec};
+use crate::options::OutputFormat;
 use crate::render::{self, Style, cell};
 
 /// What the operator asked for.

@@ -13,12 +13,12 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
 use super::{Databases, DbCommandError};
-use crate::cli::OutputFormat;
 use crate::commands::{Outcome, confirm};
 use crate::db::lock::Release;
 use crate::knex::model::{LockState, lock_table_name};
 use crate::kube::Cluster;
 use crate::model::pod::PodView;
+use crate::options::OutputFormat;
 use crate::render::{self, Style, cell};
 
 /// What the operator asked for.
