@@ -83,7 +83,7 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::from(exit::COULD_NOT_RUN);
         }
     };
-    init_logging(cli.global.verbose);
+    render::init_logging(cli.global.verbose);
     match run(cli) {
         Ok(outcome) => ExitCode::from(exit::of_outcome(outcome)),
         Err(e) => {
@@ -91,22 +91,6 @@ pub fn main_entry() -> ExitCode {
             ExitCode::from(exit::of_error(&e))
         }
     }
-}
-
-fn init_logging(verbose: u8) {
-    let filter = match verbose {
-        // Errors reach the user as one line from `main_entry`; libraries stay quiet unless asked.
-        0 => "off",
-        1 => "kubectl_backstage=info",
-        2 => "kubectl_backstage=debug,kube=debug",
-        _ => "debug",
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
 }
 
 /// Resolves the settings (global, then the command's own), then runs the command.

@@ -2,11 +2,30 @@
 //! the cluster, a database, a file or the command line, so it is escaped here before it reaches a
 //! terminal — an admission webhook's message cannot move the cursor or write the clipboard.
 
+use std::io::IsTerminal;
+
 use crate::model::text::escape_control;
 
 /// A note on stderr (`note: …`): something the user should know, not an error.
 pub fn note(message: &str) {
     eprintln!("note: {}", escape_control(message));
+}
+
+/// `-v` diagnostics go to stderr through `tracing`; without `-v` libraries stay quiet.
+pub fn init_logging(verbose: u8) {
+    let filter = match verbose {
+        // Errors reach the user as one line from `main_entry`; libraries stay quiet unless asked.
+        0 => "off",
+        1 => "kubectl_backstage=info",
+        2 => "kubectl_backstage=debug,kube=debug",
+        _ => "debug",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
 }
 
 /// A warning on stderr (`warning: …`): the command goes on.

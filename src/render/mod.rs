@@ -16,7 +16,8 @@ use crate::options::OutputFormat;
 
 pub use events::{EventRowPrinter, event_rows_table};
 pub use messages::{
-    clear_progress, error, error_lines, note, progress, question, usage_error_lines, warning,
+    clear_progress, error, error_lines, init_logging, note, progress, question, usage_error_lines,
+    warning,
 };
 
 /// How to render: the format, and what the terminal allows.
