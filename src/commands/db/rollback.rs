@@ -167,12 +167,7 @@ pub async fn run(
         return Ok(Outcome::Ok);
     }
     if !request.yes {
-        confirm::confirm(format!(
-            "Undo {} migration{}?",
-            names.len(),
-            if names.len() == 1 { "" } else { "s" }
-        ))
-        .await?;
+        confirm::confirm(render::db::rollback_question(&report)).await?;
     }
 
     // Run Knex where the newer files are.

@@ -134,16 +134,7 @@ pub async fn run(
         return Ok(Outcome::Ok);
     }
     if !request.yes {
-        let count = planned.len();
-        confirm::confirm(format!(
-            "Release {}?",
-            if count == 1 {
-                "the lock".to_string()
-            } else {
-                format!("{count} locks")
-            }
-        ))
-        .await?;
+        confirm::confirm(render::db::unlock_question(&report)).await?;
     }
 
     let mut failure = None;

@@ -42,6 +42,15 @@ pub fn rollback_plan(report: &RollbackReport) -> String {
     out
 }
 
+/// The question before Knex runs.
+pub fn rollback_question(report: &RollbackReport) -> String {
+    let count = report.plan.len();
+    format!(
+        "Undo {count} migration{}?",
+        if count == 1 { "" } else { "s" }
+    )
+}
+
 /// What was and was not undone, then the table's status now (when it could be read back).
 pub fn rollback_done(
     report: &RollbackReport,

@@ -46,6 +46,14 @@ pub fn unlock_plan(report: &UnlockReport) -> String {
     out
 }
 
+/// The question before the locks are released.
+pub fn unlock_question(report: &UnlockReport) -> String {
+    match report.plan.len() {
+        1 => "Release the lock?".to_string(),
+        count => format!("Release {count} locks?"),
+    }
+}
+
 /// One line per lock: released, left alone (freed meanwhile), or not released.
 pub fn unlock_done(report: &UnlockReport) -> String {
     let plugin = cell(&report.plugin);
