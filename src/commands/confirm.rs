@@ -5,18 +5,25 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 /// Why the command did not go ahead; nothing was changed (exit 2).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct NotConfirmed(pub String);
-
-pub const NO_TERMINAL: &str = "refusing to change the database without confirmation: stdin is not a terminal; pass --yes (or --dry-run to only see the plan)";
-pub const DECLINED: &str = "not confirmed; nothing was changed";
+#[derive(Debug, thiserror::Error)]
+pub enum NotConfirmed {
+    /// No terminal to ask on, and no `--yes`.
+    #[error(
+        "refusing to change the database without confirmation: stdin is not a terminal; pass --yes (or --dry-run to only see the plan)"
+    )]
+    NoTerminal,
+    /// The answer was not yes.
+    #[error("not confirmed; nothing was changed")]
+    Declined,
+    #[error("cannot read the answer: {0}")]
+    CannotRead(#[source] std::io::Error),
+}
 
 /// Asks `question` (`[y/N]` is added) on stderr and reads the answer from the terminal; refuses
 /// when stdin is not a terminal.
 pub async fn confirm(question: String) -> Result<(), NotConfirmed> {
     if !std::io::stdin().is_terminal() {
-        return Err(NotConfirmed(NO_TERMINAL.into()));
+        return Err(NotConfirmed::NoTerminal);
     }
     ask(question, || std::io::stdin().lock()).await
 }
@@ -33,15 +40,15 @@ where
         let mut answer = String::new();
         reader()
             .read_line(&mut answer)
-            .map_err(|e| NotConfirmed(format!("cannot read the answer: {e}")))?;
+            .map_err(NotConfirmed::CannotRead)?;
         if matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
             Ok(())
         } else {
-            Err(NotConfirmed(DECLINED.into()))
+            Err(NotConfirmed::Declined)
         }
     })
     .await
-    .map_err(|e| NotConfirmed(format!("cannot read the answer: {e}")))?
+    .map_err(|e| NotConfirmed::CannotRead(std::io::Error::other(e)))?
 }
 
 #[cfg(test)]
@@ -91,10 +98,26 @@ mod tests {
     }
 
     #[test]
+    fn messages_are_one_lowercase_line() {
+        assert_eq!(
+            NotConfirmed::NoTerminal.to_string(),
+            "refusing to change the database without confirmation: stdin is not a terminal; pass --yes (or --dry-run to only see the plan)"
+        );
+        assert_eq!(
+            NotConfirmed::Declined.to_string(),
+            "not confirmed; nothing was changed"
+        );
+        assert_eq!(
+            NotConfirmed::CannotRead(std::io::Error::other("closed")).to_string(),
+            "cannot read the answer: closed"
+        );
+    }
+
+    #[test]
     fn the_runtime_keeps_running_while_the_question_waits() {
-        assert_eq!(answer("y\n"), Ok(()));
-        assert_eq!(answer("YES\n"), Ok(()));
-        assert_eq!(answer("n\n"), Err(NotConfirmed(DECLINED.into())));
-        assert_eq!(answer("\n"), Err(NotConfirmed(DECLINED.into())));
+        assert!(answer("y\n").is_ok());
+        assert!(answer("YES\n").is_ok());
+        assert!(matches!(answer("n\n"), Err(NotConfirmed::Declined)));
+        assert!(matches!(answer("\n"), Err(NotConfirmed::Declined)));
     }
 }

@@ -1,6 +1,8 @@
 //! Pure logic: no I/O, no adapters. Everything that depends on the clock takes `now` as an argument.
 
+pub mod db;
 pub mod diagnosis;
+pub mod env;
 pub mod events;
 pub mod health;
 pub mod pod;

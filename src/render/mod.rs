@@ -1,6 +1,8 @@
 //! Output: reports are values, rendered here as a table, a wide table, JSON or YAML. This module is the
 //! only writer of stdout; a closed pipe (`| head`) ends the program quietly with success.
 
+pub mod db;
+mod env;
 mod events;
 mod health;
 mod json;
@@ -45,6 +47,11 @@ impl Style {
 
     pub fn wide(&self) -> bool {
         self.format == OutputFormat::Wide
+    }
+
+    /// Whether the output is text (a table or a wide table) rather than a JSON or YAML document.
+    pub fn is_text(&self) -> bool {
+        matches!(self.format, OutputFormat::Table | OutputFormat::Wide)
     }
 
     /// A borderless table in kubectl's manner whose columns are never wrapped or cut (names, counts,

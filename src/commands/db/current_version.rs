@@ -1,42 +1,10 @@
 //! `db current-version`: `knex migrate:currentVersion` for a plugin's migration tables.
 
-use serde::Serialize;
-
 use super::{Databases, DbCommandError};
 use crate::commands::Outcome;
 use crate::knex::model::current_version;
-use crate::render::{self, Report, Style, cell, table_text};
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CurrentVersionReport {
-    kind: &'static str,
-    plugin: String,
-    database: String,
-    schema: Option<String>,
-    tables: Vec<TableVersion>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct TableVersion {
-    table: String,
-    current_version: String,
-}
-
-impl Report for CurrentVersionReport {
-    fn text(&self, style: &Style) -> String {
-        // One table: just the version, as knex prints it, for scripts.
-        if let [only] = self.tables.as_slice() {
-            return format!("{}\n", cell(&only.current_version));
-        }
-        let mut table = style.table(&["TABLE", "CURRENT VERSION"]);
-        for t in &self.tables {
-            table.add_row(vec![cell(&t.table), cell(&t.current_version)]);
-        }
-        table_text(&table)
-    }
-}
+use crate::model::db::{CurrentVersionReport, TableVersion};
+use crate::render::{self, Style};
 
 pub async fn run(
     databases: &Databases,
@@ -61,10 +29,12 @@ pub async fn run(
     if let Some(want) = table
         && versions.is_empty()
     {
-        return Err(DbCommandError::Refused(format!(
-            "plugin {plugin:?} has no migration table {want:?} in {}",
-            target.database
-        )));
+        return Err(DbCommandError::NoMigrationTable {
+            plugin: plugin.to_string(),
+            table: want.to_string(),
+            database: Some(target.database),
+            known: None,
+        });
     }
     if versions.is_empty() {
         // No migration table at all: knex would say `none`.

@@ -9,9 +9,15 @@ pub mod run;
 pub mod status;
 pub mod unlock;
 
+use std::path::PathBuf;
+
 use futures::StreamExt;
 
+use crate::commands::confirm::NotConfirmed;
 use crate::db::{Connection, DbError, Server, TableContents, TableRef};
+use crate::knex::model::RollbackError;
+use crate::kube::KubeError;
+use crate::migrations::runner::RunnerError;
 use crate::process_env::ProcessEnv;
 use crate::secrets::{Password, SecretError, database_password};
 use crate::settings::{DbSettings, Division};
@@ -22,6 +28,8 @@ const MAX_SESSIONS: usize = 32;
 /// The database connected to for listing the others.
 const MAINTENANCE_DATABASE: &str = "postgres";
 
+/// Why a `db` command could not do its job (exit 2; nothing was changed, except where a variant
+/// says otherwise). Each message is one lowercase line naming the plugin, table, pod or file.
 #[derive(Debug, thiserror::Error)]
 pub enum DbCommandError {
     #[error(transparent)]
@@ -31,9 +39,171 @@ pub enum DbCommandError {
     #[error(transparent)]
     Source(#[from] crate::migrations::source::SourceError),
     #[error(transparent)]
-    Kube(#[from] crate::kube::KubeError),
-    #[error("{0}")]
-    Refused(String),
+    Kube(#[from] KubeError),
+    #[error(transparent)]
+    NotConfirmed(#[from] NotConfirmed),
+    /// A plugin named on the command line has no database (or schema) on the server.
+    #[error(
+        "plugin {plugin:?} has no {} on {host}; plugins: {}",
+        place(.database, .schema.as_deref()),
+        list_or_none(.known)
+    )]
+    NoDatabase {
+        plugin: String,
+        database: String,
+        schema: Option<String>,
+        host: String,
+        /// The plugins the server has.
+        known: Vec<String>,
+    },
+    /// The plugin has no migration table of that name (`--table`). `database` and `known` are named
+    /// in the message when given.
+    #[error(
+        "plugin {plugin:?} has no migration table {table:?}{}{}",
+        in_database(.database.as_deref()),
+        tables_hint(.known.as_deref())
+    )]
+    NoMigrationTable {
+        plugin: String,
+        table: String,
+        database: Option<String>,
+        known: Option<Vec<String>>,
+    },
+    /// `db rollback` while Knex's lock is held.
+    #[error(
+        "the migration lock of plugin {plugin} table {table} is held: a pod may be migrating; check with `kubectl backstage health`, and release it with `kubectl backstage db unlock --plugin {plugin}` only if none is"
+    )]
+    LockHeld { plugin: String, table: String },
+    /// `db rollback --migration/--to NAME` where NAME has no row in the migration table.
+    #[error(
+        "migration {migration:?} is not completed in {database} {table}; see `kubectl backstage db status --plugin {plugin}`"
+    )]
+    NotCompleted {
+        migration: String,
+        plugin: String,
+        database: String,
+        table: String,
+    },
+    /// `--runner pod` without a reachable cluster.
+    #[error("--runner pod needs the cluster ({cause}); or use --runner local --source DIR")]
+    RunnerNeedsCluster {
+        #[source]
+        cause: KubeError,
+    },
+    /// The runner's files do not include the plugin's migration table.
+    #[error(
+        "the runner's source {runner} has no migration files for plugin {plugin} table {table}"
+    )]
+    NoRunnerFiles {
+        runner: String,
+        plugin: String,
+        table: String,
+    },
+    /// The runner's files lack completed migrations, so Knex would refuse every rollback.
+    #[error("files are missing from the runner's source {runner}: {cause}")]
+    FilesMissing {
+        runner: String,
+        #[source]
+        cause: RollbackError,
+    },
+    /// Any other reason Knex would refuse the rollback.
+    #[error(transparent)]
+    RollbackPlan(RollbackError),
+    /// A backend pod is starting (it may be migrating with the older code right now).
+    #[error(
+        "refusing to roll back: pod {} in namespace {namespace} is starting and may be migrating; wait with `kubectl backstage health --wait`",
+        .pods.join(", ")
+    )]
+    RollbackWhilePodStarting {
+        pods: Vec<String>,
+        namespace: String,
+    },
+    /// A backend pod is starting (it may hold the lock for real).
+    #[error(
+        "refusing to unlock: pod {} in namespace {namespace} is starting and may hold the lock for real; wait with `kubectl backstage health --wait`, or pass --force",
+        .pods.join(", ")
+    )]
+    UnlockWhilePodStarting {
+        pods: Vec<String>,
+        namespace: String,
+    },
+    /// `db unlock` without `--force` and without a cluster to check the pods of.
+    #[error(
+        "cannot check whether a backend pod is starting ({cause}); pass --force if no pod is migrating"
+    )]
+    CannotCheckPods {
+        #[source]
+        cause: KubeError,
+    },
+    #[error("cannot read --sslrootcert {}: {cause}", .path.display())]
+    SslRootCert {
+        path: PathBuf,
+        #[source]
+        cause: std::io::Error,
+    },
+    /// The Knex runner failed before it undid anything.
+    #[error(transparent)]
+    Runner(#[from] RunnerError),
+    /// Knex stopped before undoing every planned migration. With nothing undone this is the error;
+    /// with some undone the same line is printed and the exit code is 3.
+    #[error(
+        "the rollback stopped part-way{}: undone {}, not undone {}; the lock is released",
+        .knex_error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default(),
+        list_or_none(.undone),
+        list_or_none(.not_undone)
+    )]
+    RollbackStopped {
+        knex_error: Option<String>,
+        undone: Vec<String>,
+        not_undone: Vec<String>,
+    },
+    #[error("cannot run psql: {cause}; install the PostgreSQL client (psql)")]
+    CannotRunPsql {
+        #[source]
+        cause: std::io::Error,
+    },
+    #[error("cannot make the password file for psql: {cause}")]
+    PsqlPasswordFile {
+        #[source]
+        cause: std::io::Error,
+    },
+    #[error("cannot listen for signals to pass to psql: {cause}")]
+    PsqlSignals {
+        #[source]
+        cause: std::io::Error,
+    },
+    /// Waiting for psql to end failed.
+    #[error("psql: {cause}")]
+    PsqlWait {
+        #[source]
+        cause: std::io::Error,
+    },
+}
+
+/// Where a plugin's tables would be, in words.
+fn place(database: &str, schema: Option<&str>) -> String {
+    match schema {
+        Some(schema) => format!("schema {schema} in database {database}"),
+        None => format!("database {database}"),
+    }
+}
+
+fn in_database(database: Option<&str>) -> String {
+    database.map(|d| format!(" in {d}")).unwrap_or_default()
+}
+
+fn tables_hint(known: Option<&[String]>) -> String {
+    known
+        .map(|k| format!("; tables: {}", list_or_none(k)))
+        .unwrap_or_default()
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// Where a plugin's tables are: its database, and its schema in schema mode.
@@ -153,23 +323,14 @@ impl Databases {
                     .find(|t| &t.plugin == plugin)
                     .cloned()
                     .ok_or_else(|| {
-                        let known: Vec<&str> = all.iter().map(|t| t.plugin.as_str()).collect();
                         let target = self.target(plugin);
-                        let place = match &target.schema {
-                            Some(schema) => {
-                                format!("schema {schema} in database {}", target.database)
-                            }
-                            None => format!("database {}", target.database),
-                        };
-                        DbCommandError::Refused(format!(
-                            "plugin {plugin:?} has no {place} on {}; plugins: {}",
-                            self.settings.host,
-                            if known.is_empty() {
-                                "none".to_string()
-                            } else {
-                                known.join(", ")
-                            }
-                        ))
+                        DbCommandError::NoDatabase {
+                            plugin: plugin.clone(),
+                            database: target.database,
+                            schema: target.schema,
+                            host: self.settings.host.clone(),
+                            known: all.iter().map(|t| t.plugin.clone()).collect(),
+                        }
                     })
             })
             .collect()
@@ -228,5 +389,106 @@ impl Databases {
                 (target.clone(), mine)
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn no_database_names_the_place_and_the_known_plugins() {
+        let database_mode = DbCommandError::NoDatabase {
+            plugin: "nope".into(),
+            database: "backstage_plugin_nope".into(),
+            schema: None,
+            host: "db.example".into(),
+            known: names(&["app", "catalog"]),
+        };
+        assert_eq!(
+            database_mode.to_string(),
+            "plugin \"nope\" has no database backstage_plugin_nope on db.example; plugins: app, catalog"
+        );
+        let schema_mode = DbCommandError::NoDatabase {
+            plugin: "nope".into(),
+            database: "backstage".into(),
+            schema: Some("nope".into()),
+            host: "db.example".into(),
+            known: Vec::new(),
+        };
+        assert_eq!(
+            schema_mode.to_string(),
+            "plugin \"nope\" has no schema nope in database backstage on db.example; plugins: none"
+        );
+    }
+
+    #[test]
+    fn no_migration_table_in_each_of_its_shapes() {
+        let table = |database: Option<&str>, known: Option<&[&str]>| {
+            DbCommandError::NoMigrationTable {
+                plugin: "catalog".into(),
+                table: "x_knex_migrations".into(),
+                database: database.map(str::to_string),
+                known: known.map(names),
+            }
+            .to_string()
+        };
+        assert_eq!(
+            table(Some("backstage_plugin_catalog"), None),
+            "plugin \"catalog\" has no migration table \"x_knex_migrations\" in backstage_plugin_catalog"
+        );
+        assert_eq!(
+            table(Some("db"), Some(&["knex_migrations", "y_knex_migrations"])),
+            "plugin \"catalog\" has no migration table \"x_knex_migrations\" in db; tables: knex_migrations, y_knex_migrations"
+        );
+        assert_eq!(
+            table(None, Some(&[])),
+            "plugin \"catalog\" has no migration table \"x_knex_migrations\"; tables: none"
+        );
+    }
+
+    #[test]
+    fn rollback_stopped_says_what_was_and_was_not_undone() {
+        let stopped = |knex_error: Option<&str>, undone: &[&str], not_undone: &[&str]| {
+            DbCommandError::RollbackStopped {
+                knex_error: knex_error.map(str::to_string),
+                undone: names(undone),
+                not_undone: names(not_undone),
+            }
+            .to_string()
+        };
+        assert_eq!(
+            stopped(Some("boom"), &["c.js"], &["b.js", "a.js"]),
+            "the rollback stopped part-way (boom): undone c.js, not undone b.js, a.js; the lock is released"
+        );
+        assert_eq!(
+            stopped(None, &[], &["b.js"]),
+            "the rollback stopped part-way: undone none, not undone b.js; the lock is released"
+        );
+    }
+
+    #[test]
+    fn pods_starting_are_listed_with_their_namespace() {
+        let pods = names(&["backstage-1", "backstage-2"]);
+        assert_eq!(
+            DbCommandError::RollbackWhilePodStarting {
+                pods: pods.clone(),
+                namespace: "backstage".into()
+            }
+            .to_string(),
+            "refusing to roll back: pod backstage-1, backstage-2 in namespace backstage is starting and may be migrating; wait with `kubectl backstage health --wait`"
+        );
+        assert_eq!(
+            DbCommandError::UnlockWhilePodStarting {
+                pods,
+                namespace: "backstage".into()
+            }
+            .to_string(),
+            "refusing to unlock: pod backstage-1, backstage-2 in namespace backstage is starting and may hold the lock for real; wait with `kubectl backstage health --wait`, or pass --force"
+        );
     }
 }

@@ -118,14 +118,16 @@ pub async fn run(
     platform::run(command, line.as_bytes()).await
 }
 
-fn cannot_run_psql(e: std::io::Error) -> DbCommandError {
-    DbCommandError::Refused(format!(
-        "cannot run psql: {e}; install the PostgreSQL client (psql)"
-    ))
+fn cannot_run_psql(cause: std::io::Error) -> DbCommandError {
+    DbCommandError::CannotRunPsql { cause }
 }
 
-fn password_file_error(e: std::io::Error) -> DbCommandError {
-    DbCommandError::Refused(format!("cannot make the password file for psql: {e}"))
+fn password_file_error(cause: std::io::Error) -> DbCommandError {
+    DbCommandError::PsqlPasswordFile { cause }
+}
+
+fn psql_wait_error(cause: std::io::Error) -> DbCommandError {
+    DbCommandError::PsqlWait { cause }
 }
 
 #[cfg(unix)]
@@ -140,7 +142,7 @@ mod platform {
     use rustix::process::{Pid, Signal};
     use tokio::signal::unix::{SignalKind, signal};
 
-    use super::{DbCommandError, cannot_run_psql, password_file_error};
+    use super::{DbCommandError, cannot_run_psql, password_file_error, psql_wait_error};
 
     /// A file that has no name anywhere: a memfd.
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
@@ -189,11 +191,7 @@ mod platform {
         mut command: tokio::process::Command,
         pgpass_line: &[u8],
     ) -> Result<i32, DbCommandError> {
-        let listen = |kind| {
-            signal(kind).map_err(|e| {
-                DbCommandError::Refused(format!("cannot listen for signals to pass to psql: {e}"))
-            })
-        };
+        let listen = |kind| signal(kind).map_err(|cause| DbCommandError::PsqlSignals { cause });
         // Before psql starts, so no signal between its start and ours is lost (or kills the plugin).
         let mut term = listen(SignalKind::terminate())?;
         let mut hup = listen(SignalKind::hangup())?;
@@ -223,7 +221,7 @@ mod platform {
                 }
             }
         }
-        .map_err(|e| DbCommandError::Refused(format!("psql: {e}")))?;
+        .map_err(psql_wait_error)?;
         Ok(match (status.code(), status.signal()) {
             (Some(code), _) => code,
             (None, Some(sig)) => 128 + sig,
@@ -236,7 +234,7 @@ mod platform {
 mod platform {
     use std::io::Write;
 
-    use super::{DbCommandError, cannot_run_psql, password_file_error};
+    use super::{DbCommandError, cannot_run_psql, password_file_error, psql_wait_error};
 
     /// Without `/dev/fd`, a named temporary file removed when psql exits.
     pub async fn run(
@@ -256,7 +254,7 @@ mod platform {
                 _ = tokio::signal::ctrl_c() => continue,
             }
         }
-        .map_err(|e| DbCommandError::Refused(format!("psql: {e}")))?;
+        .map_err(psql_wait_error)?;
         drop(file);
         Ok(status.code().unwrap_or(2))
     }

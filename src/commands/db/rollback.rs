@@ -9,9 +9,6 @@
 //! Knex does not undo a batch atomically: when it stops after undoing some migrations, the report
 //! (read back from the database) says what was and was not undone, and the exit code is 3.
 
-use serde::Serialize;
-
-use super::status::TableStatus;
 use super::unlock::starting_pods;
 use super::{Databases, DbCommandError};
 use crate::commands::{Outcome, confirm};
@@ -22,8 +19,8 @@ use crate::knex::model::{
 use crate::kube::{Cluster, KubeError};
 use crate::migrations::runner::{self, KnexConnection, KnexUndo};
 use crate::migrations::source::{self, SourcePlace, SourceSpec};
-use crate::options::OutputFormat;
-use crate::render::{self, Style, cell};
+use crate::model::db::{DatabaseStatus, DbStatusReport, KnexPlace, RollbackReport, TableStatus};
+use crate::render::{self, Style};
 
 /// What the operator asked for.
 pub struct RollbackRequest<'a> {
@@ -33,31 +30,6 @@ pub struct RollbackRequest<'a> {
     pub runner: SourceSpec,
     pub dry_run: bool,
     pub yes: bool,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RollbackReport {
-    kind: &'static str,
-    plugin: String,
-    database: String,
-    schema: Option<String>,
-    table: String,
-    /// Where Knex runs: `pod:NAME` or `dir:/path`.
-    runner: String,
-    dry_run: bool,
-    /// The migrations to undo, in the order they are undone (most recent first).
-    plan: Vec<String>,
-    undone: Vec<String>,
-    not_undone: Vec<String>,
-    error: Option<String>,
-    /// The lock after the run (Knex releases it; so does this command if Knex could not).
-    lock_released: bool,
-    status: Option<TableStatus>,
-}
-
-fn refused(message: String) -> DbCommandError {
-    DbCommandError::Refused(message)
 }
 
 pub async fn run(
@@ -76,32 +48,32 @@ pub async fn run(
         .iter()
         .find(|t| t.table == table)
         .cloned()
-        .ok_or_else(|| {
-            let known: Vec<&str> = tables.iter().map(|t| t.table.as_str()).collect();
-            refused(format!(
-                "plugin {plugin:?} has no migration table {table:?} in {}; tables: {}",
-                target.database,
-                if known.is_empty() {
-                    "none".into()
-                } else {
-                    known.join(", ")
-                }
-            ))
+        .ok_or_else(|| DbCommandError::NoMigrationTable {
+            plugin: plugin.to_string(),
+            table: table.to_string(),
+            database: Some(target.database.clone()),
+            known: Some(tables.iter().map(|t| t.table.clone()).collect()),
         })?;
     let before = connection.table_contents(&table_ref).await?;
 
     // 1. The lock.
     let lock = LockState::from_rows(before.lock.as_deref());
     if lock.blocks_migrations() {
-        return Err(refused(format!(
-            "the migration lock of plugin {plugin} table {table} is held: a pod may be migrating; check with `kubectl backstage health`, and release it with `kubectl backstage db unlock --plugin {plugin}` only if none is"
-        )));
+        return Err(DbCommandError::LockHeld {
+            plugin: plugin.to_string(),
+            table: table.to_string(),
+        });
     }
     // 2. The named migration is completed (`.js` may be left off).
     let knex_target = match &request.target {
         RollbackTarget::Down(Some(name)) | RollbackTarget::To(name) => {
             let full = completed_migration_name(&before.rows, name)
-                .ok_or_else(|| refused(format!("migration {name:?} is not completed in {} {table}; see `kubectl backstage db status --plugin {plugin}`", target.database)))?
+                .ok_or_else(|| DbCommandError::NotCompleted {
+                    migration: name.clone(),
+                    plugin: plugin.to_string(),
+                    database: target.database.clone(),
+                    table: table.to_string(),
+                })?
                 .to_string();
             match request.target {
                 RollbackTarget::To(_) => RollbackTarget::To(full),
@@ -111,14 +83,13 @@ pub async fn run(
         other => other.clone(),
     };
     // 3. The runner's files.
-    let cluster_error = cluster.as_ref().err().map(ToString::to_string);
-    let cluster = cluster.ok();
-    let runner_source = match (&request.runner, &cluster) {
-        (SourceSpec::Pod(_), None) => {
-            return Err(refused(format!(
-                "--runner pod needs the cluster ({}); or use --runner local --source DIR",
-                cluster_error.unwrap_or_default()
-            )));
+    let (cluster, cluster_error) = match cluster {
+        Ok(cluster) => (Some(cluster), None),
+        Err(e) => (None, Some(e)),
+    };
+    let runner_source = match (&request.runner, cluster_error) {
+        (SourceSpec::Pod(_), Some(cause)) => {
+            return Err(DbCommandError::RunnerNeedsCluster { cause });
         }
         _ => {
             source::load(
@@ -131,28 +102,28 @@ pub async fn run(
         }
     };
     let files = source::files_for(&runner_source.tables, plugin, table).ok_or_else(|| {
-        refused(format!(
-            "the runner's source {} has no migration files for plugin {plugin} table {table}",
-            runner_source.name
-        ))
+        DbCommandError::NoRunnerFiles {
+            runner: runner_source.name.clone(),
+            plugin: plugin.to_string(),
+            table: table.to_string(),
+        }
     })?;
     let plan = rollback_plan(&files.files, &before.rows, &knex_target).map_err(|e| match e {
-        RollbackError::DirectoryCorrupt { .. } => refused(format!(
-            "files are missing from the runner's source {}: {e}",
-            runner_source.name
-        )),
-        other => refused(other.to_string()),
+        RollbackError::DirectoryCorrupt { .. } => DbCommandError::FilesMissing {
+            runner: runner_source.name.clone(),
+            cause: e,
+        },
+        other => DbCommandError::RollbackPlan(other),
     })?;
     // 4. No backend pod starting (it may be migrating with the older code right now).
     match &cluster {
         Some(cluster) => {
             let starting = starting_pods(cluster).await?;
             if !starting.is_empty() {
-                return Err(refused(format!(
-                    "refusing to roll back: pod {} in namespace {} is starting and may be migrating; wait with `kubectl backstage health --wait`",
-                    starting.join(", "),
-                    cluster.namespace
-                )));
+                return Err(DbCommandError::RollbackWhilePodStarting {
+                    pods: starting,
+                    namespace: cluster.namespace.clone(),
+                });
             }
         }
         None => render::warning(
@@ -168,6 +139,7 @@ pub async fn run(
         schema: target.schema.clone(),
         table: table.to_string(),
         runner: runner_source.name.clone(),
+        knex_place: knex_place(&runner_source.place),
         dry_run: request.dry_run,
         plan: names.clone(),
         undone: Vec::new(),
@@ -176,20 +148,17 @@ pub async fn run(
         lock_released: true,
         status: None,
     };
-    let text = matches!(style.format, OutputFormat::Table | OutputFormat::Wide);
+    let text = style.is_text();
     if names.is_empty() {
-        if text {
-            render::emit(&format!(
-                "Nothing to roll back in {} {table}.\n",
-                target.database
-            ));
+        render::emit(&if text {
+            render::db::nothing_to_roll_back(&report)
         } else {
-            render::emit(&render::render_value(&report, style));
-        }
+            render::render_value(&report, style)
+        });
         return Ok(Outcome::Ok);
     }
     if text {
-        render::emit(&plan_text(&report, &runner_source.place));
+        render::emit(&render::db::rollback_plan(&report));
     }
     if request.dry_run {
         if !text {
@@ -198,20 +167,17 @@ pub async fn run(
         return Ok(Outcome::Ok);
     }
     if !request.yes {
-        confirm::confirm(format!(
-            "Undo {} migration{}?",
-            names.len(),
-            if names.len() == 1 { "" } else { "s" }
-        ))
-        .await
-        .map_err(|e| refused(e.0))?;
+        confirm::confirm(render::db::rollback_question(&report)).await?;
     }
 
     // Run Knex where the newer files are.
     let ca_pem =
         match &databases.settings.sslrootcert {
-            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
-                refused(format!("cannot read --sslrootcert {}: {e}", path.display()))
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|cause| {
+                DbCommandError::SslRootCert {
+                    path: path.clone(),
+                    cause,
+                }
             })?),
             None => None,
         };
@@ -242,33 +208,29 @@ pub async fn run(
         &undo,
     )
     .await;
-    let run_error = match &run {
+    let (run_error, runner_failure) = match run {
         Ok(run) => {
             tracing::info!(stderr = %run.stderr.trim(), "knex runner finished");
-            run.error.clone()
+            (run.error, None)
         }
-        Err(e) => Some(e.to_string()),
+        Err(e) => (Some(e.to_string()), Some(e)),
     };
 
     // What the database says now is the truth about what was undone.
     let mut connection = databases.connect(&target.database, false).await?;
     let after = connection.table_contents(&table_ref).await?;
     let still: Vec<&str> = after.rows.iter().map(|r| r.name.as_str()).collect();
-    report.undone = names
+    let (not_undone, undone): (Vec<String>, Vec<String>) = names
         .iter()
-        .filter(|n| !still.contains(&n.as_str()))
         .cloned()
-        .collect();
-    report.not_undone = names
-        .iter()
-        .filter(|n| still.contains(&n.as_str()))
-        .cloned()
-        .collect();
-    if let Err(e) = &run
+        .partition(|n| still.contains(&n.as_str()));
+    report.undone = undone;
+    report.not_undone = not_undone;
+    if let Some(e) = runner_failure
         && report.undone.is_empty()
     {
         // Knex did not run (or undid nothing): nothing changed.
-        return Err(refused(e.to_string()));
+        return Err(e.into());
     }
     report.error = run_error;
     if LockState::from_rows(after.lock.as_deref()).blocks_migrations() {
@@ -287,100 +249,53 @@ pub async fn run(
     ));
 
     if text {
-        render::emit(&result_text(&report));
-        if let Some(status) = &report.status {
-            let status_report = super::status::DbStatusReport {
-                kind: "DbStatus",
-                source: Some(runner_source.name.clone()),
-                databases: vec![super::status::DatabaseStatus {
-                    plugin: plugin.to_string(),
-                    database: target.database.clone(),
-                    schema: target.schema.clone(),
-                    tables: vec![status.clone()],
-                }],
-            };
-            render::emit(&format!("\nStatus now (against {}):\n", runner_source.name));
-            render::emit(&render::render(&status_report, style));
-        }
+        let status_report = report.status.as_ref().map(|status| DbStatusReport {
+            kind: "DbStatus",
+            source: Some(runner_source.name.clone()),
+            databases: vec![DatabaseStatus {
+                plugin: plugin.to_string(),
+                database: target.database.clone(),
+                schema: target.schema.clone(),
+                tables: vec![status.clone()],
+            }],
+        });
+        render::emit(&render::db::rollback_done(
+            &report,
+            status_report.as_ref(),
+            style,
+        ));
     } else {
         render::emit(&render::render_value(&report, style));
     }
     if report.error.is_none() && report.not_undone.is_empty() {
         return Ok(Outcome::Ok);
     }
-    let message = format!(
-        "the rollback stopped part-way{}: undone {}, not undone {}; the lock is released",
-        report
-            .error
-            .as_ref()
-            .map(|e| format!(" ({e})"))
-            .unwrap_or_default(),
-        list(&report.undone),
-        list(&report.not_undone)
-    );
+    let stopped = DbCommandError::RollbackStopped {
+        knex_error: report.error.clone(),
+        undone: report.undone.clone(),
+        not_undone: report.not_undone.clone(),
+    };
     if report.undone.is_empty() {
         // Nothing was undone: a failure like any other (exit 2).
-        Err(refused(message))
+        Err(stopped)
     } else {
-        render::error(&message);
+        render::error(&stopped.to_string());
         Ok(Outcome::PartlyDone)
     }
 }
 
-fn list(names: &[String]) -> String {
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(", ")
-    }
-}
-
-fn plan_text(report: &RollbackReport, place: &SourcePlace) -> String {
-    let mut out = format!(
-        "Roll back {} migration{} of plugin {} ({} {}), most recent first:\n",
-        report.plan.len(),
-        if report.plan.len() == 1 { "" } else { "s" },
-        cell(&report.plugin),
-        cell(&report.database),
-        cell(&report.table)
-    );
-    for (i, name) in report.plan.iter().enumerate() {
-        out.push_str(&format!("  {}. {}\n", i + 1, cell(name)));
-    }
-    let runner = match place {
+/// Where Knex runs, as the plan names it.
+fn knex_place(place: &SourcePlace) -> KnexPlace {
+    match place {
         SourcePlace::Pod {
             pod,
             container,
             cwd,
-        } => format!("Knex in pod {pod} (container {container}, {cwd})"),
-        SourcePlace::Local { cwd } => format!("Knex from {}", cwd.display()),
-    };
-    out.push_str(&format!(
-        "Runs each migration's down() with {}.\n",
-        cell(&runner)
-    ));
-    if report.dry_run {
-        out.push_str("Dry run: nothing was changed.\n");
+        } => KnexPlace::Pod {
+            pod: pod.clone(),
+            container: container.clone(),
+            cwd: cwd.clone(),
+        },
+        SourcePlace::Local { cwd } => KnexPlace::Local { cwd: cwd.clone() },
     }
-    out
-}
-
-fn result_text(report: &RollbackReport) -> String {
-    let mut out = String::new();
-    if !report.undone.is_empty() {
-        out.push_str(&format!(
-            "Rolled back: {}\n",
-            cell(&report.undone.join(", "))
-        ));
-    }
-    if !report.not_undone.is_empty() {
-        out.push_str(&format!(
-            "NOT rolled back (still applied): {}\n",
-            cell(&report.not_undone.join(", "))
-        ));
-    }
-    if let Some(error) = &report.error {
-        out.push_str(&format!("Knex stopped with: {}\n", cell(error)));
-    }
-    out
 }

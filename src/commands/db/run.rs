@@ -103,9 +103,7 @@ async fn default_source(settings: &Settings, plugins: &[String]) -> Option<Loade
     match source::load(&SourceSpec::Pod(None), Ok(&cluster), plugins, None).await {
         Ok(source) => Some(source),
         Err(e) => {
-            crate::render::note(&format!(
-                "not comparing with the running pod's files ({e}); showing what the databases hold"
-            ));
+            crate::render::note(&crate::render::db::not_comparing_with_pod(&e.to_string()));
             None
         }
     }

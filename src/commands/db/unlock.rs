@@ -10,16 +10,15 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use serde::Serialize;
 
 use super::{Databases, DbCommandError};
 use crate::commands::{Outcome, confirm};
 use crate::db::lock::Release;
 use crate::knex::model::{LockState, lock_table_name};
 use crate::kube::Cluster;
+use crate::model::db::{LockEntry, ReleasedLock, UnlockReport};
 use crate::model::pod::PodView;
-use crate::options::OutputFormat;
-use crate::render::{self, Style, cell};
+use crate::render::{self, Style};
 
 /// What the operator asked for.
 pub struct UnlockRequest<'a> {
@@ -33,101 +32,6 @@ pub struct UnlockRequest<'a> {
     /// How long a release waits for another session that holds the lock rows (`--request-timeout`;
     /// `None` waits as long as it takes).
     pub lock_wait: Option<Duration>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct UnlockReport {
-    kind: &'static str,
-    plugin: String,
-    database: String,
-    schema: Option<String>,
-    dry_run: bool,
-    /// The locks that block migrations, in the order they are released.
-    plan: Vec<LockEntry>,
-    released: Vec<ReleasedLock>,
-    /// Locks another session freed between the plan and their release: left alone.
-    already_free: Vec<LockEntry>,
-    /// Locks of the plan not released because the command stopped.
-    not_released: Vec<LockEntry>,
-    error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct LockEntry {
-    table: String,
-    lock_table: String,
-    state: LockState,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ReleasedLock {
-    table: String,
-    lock_table: String,
-    /// The lock's state before it was released (read under the row lock).
-    was: LockState,
-}
-
-fn lock_word(state: &LockState) -> String {
-    super::status::lock_word(state)
-}
-
-fn plan_text(report: &UnlockReport) -> String {
-    let count = report.plan.len();
-    let mut out = format!(
-        "Release {} of plugin {} ({}):\n",
-        if count == 1 {
-            "the migration lock".to_string()
-        } else {
-            format!("{count} migration locks")
-        },
-        cell(&report.plugin),
-        cell(&report.database)
-    );
-    for entry in &report.plan {
-        out.push_str(&format!(
-            "  {} ({}, {})\n",
-            cell(&entry.table),
-            cell(&entry.lock_table),
-            lock_word(&entry.state)
-        ));
-    }
-    if report.dry_run {
-        out.push_str("Dry run: nothing was changed.\n");
-    }
-    out
-}
-
-fn result_text(report: &UnlockReport) -> String {
-    let plugin = cell(&report.plugin);
-    let mut out = String::new();
-    for r in &report.released {
-        out.push_str(&format!(
-            "Released the lock of {plugin} {} ({}, was {}).\n",
-            cell(&r.table),
-            cell(&r.lock_table),
-            lock_word(&r.was)
-        ));
-    }
-    for e in &report.already_free {
-        out.push_str(&format!(
-            "Left the lock of {plugin} {} alone: another session freed it first ({}, now {}).\n",
-            cell(&e.table),
-            cell(&e.lock_table),
-            lock_word(&e.state)
-        ));
-    }
-    for e in &report.not_released {
-        out.push_str(&format!(
-            "NOT released: the lock of {plugin} {} ({}, still {}).\n",
-            cell(&e.table),
-            cell(&e.lock_table),
-            lock_word(&e.state)
-        ));
-    }
-    out
 }
 
 /// Pods of the namespace that are starting (StatefulSets such as an in-cluster PostgreSQL excluded).
@@ -155,14 +59,13 @@ pub async fn run(
 ) -> Result<Outcome, DbCommandError> {
     let (plugin, table) = (request.plugin, request.table);
     if !request.force {
-        let cluster = cluster.map_err(|e| DbCommandError::Refused(format!("cannot check whether a backend pod is starting ({e}); pass --force if no pod is migrating")))?;
+        let cluster = cluster.map_err(|cause| DbCommandError::CannotCheckPods { cause })?;
         let starting = starting_pods(&cluster).await?;
         if !starting.is_empty() {
-            return Err(DbCommandError::Refused(format!(
-                "refusing to unlock: pod {} in namespace {} is starting and may hold the lock for real; wait with `kubectl backstage health --wait`, or pass --force",
-                starting.join(", "),
-                cluster.namespace
-            )));
+            return Err(DbCommandError::UnlockWhilePodStarting {
+                pods: starting,
+                namespace: cluster.namespace.clone(),
+            });
         }
     }
     let target = databases.selected(&[plugin.to_string()]).await?.remove(0);
@@ -173,15 +76,12 @@ pub async fn run(
     if let Some(want) = table
         && !tables.iter().any(|t| t.table == want)
     {
-        let known: Vec<&str> = tables.iter().map(|t| t.table.as_str()).collect();
-        return Err(DbCommandError::Refused(format!(
-            "plugin {plugin:?} has no migration table {want:?}; tables: {}",
-            if known.is_empty() {
-                "none".into()
-            } else {
-                known.join(", ")
-            }
-        )));
+        return Err(DbCommandError::NoMigrationTable {
+            plugin: plugin.to_string(),
+            table: want.to_string(),
+            database: None,
+            known: Some(tables.iter().map(|t| t.table.clone()).collect()),
+        });
     }
 
     // The plan: every lock that blocks migrations (read without a row lock; re-read at release).
@@ -215,27 +115,17 @@ pub async fn run(
         not_released: Vec::new(),
         error: None,
     };
-    let text = matches!(style.format, OutputFormat::Table | OutputFormat::Wide);
+    let text = style.is_text();
     if planned.is_empty() {
-        if text {
-            render::emit(&match table {
-                Some(table) => format!(
-                    "The migration lock of plugin {} table {} is not held; nothing changed.\n",
-                    cell(plugin),
-                    cell(table)
-                ),
-                None => format!(
-                    "No migration lock of plugin {} was held; nothing changed.\n",
-                    cell(plugin)
-                ),
-            });
+        render::emit(&if text {
+            render::db::nothing_to_unlock(plugin, table)
         } else {
-            render::emit(&render::render_value(&report, style));
-        }
+            render::render_value(&report, style)
+        });
         return Ok(Outcome::Ok);
     }
     if text {
-        render::emit(&plan_text(&report));
+        render::emit(&render::db::unlock_plan(&report));
     }
     if request.dry_run {
         if !text {
@@ -244,17 +134,7 @@ pub async fn run(
         return Ok(Outcome::Ok);
     }
     if !request.yes {
-        let count = planned.len();
-        confirm::confirm(format!(
-            "Release {}?",
-            if count == 1 {
-                "the lock".to_string()
-            } else {
-                format!("{count} locks")
-            }
-        ))
-        .await
-        .map_err(|e| DbCommandError::Refused(e.0))?;
+        confirm::confirm(render::db::unlock_question(&report)).await?;
     }
 
     let mut failure = None;
@@ -280,7 +160,7 @@ pub async fn run(
     match failure {
         None => {
             render::emit(&if text {
-                result_text(&report)
+                render::db::unlock_done(&report)
             } else {
                 render::render_value(&report, style)
             });
@@ -289,25 +169,18 @@ pub async fn run(
         // Nothing released yet: a failure like any other, nothing changed (exit 2).
         Some(e) if report.released.is_empty() => {
             if text && !report.already_free.is_empty() {
-                render::emit(&result_text(&report));
+                render::emit(&render::db::unlock_done(&report));
             }
             Err(e.into())
         }
         Some(e) => {
             report.error = Some(e.to_string());
             render::emit(&if text {
-                result_text(&report)
+                render::db::unlock_done(&report)
             } else {
                 render::render_value(&report, style)
             });
-            let names = |entries: &mut dyn Iterator<Item = &String>| {
-                entries.map(String::as_str).collect::<Vec<_>>().join(", ")
-            };
-            render::error(&format!(
-                "the unlock stopped part-way ({e}): released {}, not released {}",
-                names(&mut report.released.iter().map(|r| &r.table)),
-                names(&mut report.not_released.iter().map(|r| &r.table))
-            ));
+            render::error(&render::db::unlock_stopped(&report, &e.to_string()));
             Ok(Outcome::PartlyDone)
         }
     }
