@@ -6,35 +6,13 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::ResourceExt;
-use serde::Serialize;
 
 use super::Outcome;
 use crate::kube::{Cluster, KubeError, WatchChange};
-use crate::model::events::{EventFilter, EventRow, sort_by_last_seen};
+use crate::model::events::{EventFilter, EventRow, EventsReport, sort_by_last_seen};
 use crate::options::OutputFormat;
-use crate::render::{self, EventRowPrinter, Report, Style, event_rows_table};
+use crate::render::{self, EventRowPrinter, Style, event_rows_table};
 use crate::settings::commands::{EventsSettings, ObjectRef};
-
-/// The JSON and YAML document of `events`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EventsReport {
-    pub kind: &'static str,
-    pub context: String,
-    pub namespace: String,
-    pub events: Vec<EventRow>,
-    #[serde(skip)]
-    pub now: Timestamp,
-}
-
-impl Report for EventsReport {
-    fn text(&self, style: &Style) -> String {
-        if self.events.is_empty() {
-            return format!("No events found in namespace {}.\n", self.namespace);
-        }
-        event_rows_table(&self.events, style, self.now)
-    }
-}
 
 pub async fn run(
     args: &EventsSettings,

@@ -157,6 +157,18 @@ pub fn parse_object(text: &str) -> Result<(&'static str, String), String> {
     Ok((kind, name.to_string()))
 }
 
+/// The JSON and YAML document of `events` (its table is drawn by `render::events`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsReport {
+    pub kind: &'static str,
+    pub context: String,
+    pub namespace: String,
+    pub events: Vec<EventRow>,
+    #[serde(skip)]
+    pub now: Timestamp,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

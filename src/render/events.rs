@@ -3,8 +3,17 @@
 use jiff::Timestamp;
 
 use super::{Color, Column, Style, cell, table_text};
-use crate::model::events::EventRow;
+use crate::model::events::{EventRow, EventsReport};
 use crate::model::time::age;
+
+impl super::Report for EventsReport {
+    fn text(&self, style: &Style) -> String {
+        if self.events.is_empty() {
+            return format!("No events found in namespace {}.\n", self.namespace);
+        }
+        event_rows_table(&self.events, style, self.now)
+    }
+}
 
 fn row_cells(row: &EventRow, style: &Style, now: Timestamp) -> Vec<String> {
     let type_ = if row.type_ == "Warning" {
