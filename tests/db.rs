@@ -6,165 +6,27 @@
 mod keyvault;
 #[path = "support/npm.rs"]
 mod npm;
+#[path = "support/plugin_dbs.rs"]
+mod plugin_dbs;
 #[path = "support/postgres.rs"]
 mod postgres;
 #[path = "support/rig.rs"]
 mod rig;
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use npm::{
     BACKEND_DEFAULTS, CATALOG_ADDED, CATALOG_NEWER, CATALOG_OLDER, KnexRig, KnexTarget, Package,
 };
-use postgres::{Postgres, ident};
+use plugin_dbs::{
+    Plugins, SCHEDULER_TABLE, SENTINEL, USER, checkout, knex_target, latest, pg, snapshot,
+    templates,
+};
+use postgres::ident;
 use serde_json::{Value, json};
-
-/// The role the plugin logs in with; its password must never be printed.
-const USER: &str = "backstage_admin";
-const SENTINEL: &str = "S3ntinel-pw-7d41c9";
-const SCHEDULER_TABLE: &str = "backstage_backend_tasks__knex_migrations";
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn pg() -> &'static Postgres {
-    static ROLE: OnceLock<()> = OnceLock::new();
-    let pg = Postgres::shared();
-    ROLE.get_or_init(|| {
-        pg.create_role(USER, SENTINEL, false);
-        pg.execute("postgres", &format!("ALTER ROLE {USER} SUPERUSER"))
-            .unwrap();
-    });
-    pg
-}
-
-/// Plugin databases with a prefix of their own, dropped at the end.
-struct Plugins {
-    prefix: String,
-    names: Vec<String>,
-    dir: tempfile::TempDir,
-}
-
-impl Plugins {
-    fn new() -> Plugins {
-        let prefix = format!(
-            "t{}_{}_plugin_",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        Plugins {
-            prefix,
-            names: Vec::new(),
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// Creates `<prefix><plugin>`, empty or as a copy of a template.
-    fn create(&mut self, plugin: &str, template: Option<&str>) -> String {
-        let name = format!("{}{plugin}", self.prefix);
-        let template = template
-            .map(|t| format!(" TEMPLATE {}", ident(t)))
-            .unwrap_or_default();
-        pg().execute(
-            "postgres",
-            &format!("CREATE DATABASE {}{template}", ident(&name)),
-        )
-        .unwrap();
-        self.names.push(name.clone());
-        name
-    }
-
-    /// `kubectl-backstage db` with the connection flags and the password in an environment variable.
-    fn db(&self) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::cargo_bin("kubectl-backstage").unwrap();
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap())
-            .env("HOME", self.dir.path())
-            .env("TEST_DB_PASSWORD", SENTINEL)
-            .arg("db")
-            .args([
-                "--db-host",
-                pg().host(),
-                "--db-port",
-                &pg().port().to_string(),
-                "--db-user",
-                USER,
-            ])
-            .args([
-                "--password-env",
-                "TEST_DB_PASSWORD",
-                "--database-prefix",
-                &self.prefix,
-            ]);
-        cmd
-    }
-}
-
-impl Drop for Plugins {
-    fn drop(&mut self) {
-        for name in &self.names {
-            let _ = pg().execute(
-                "postgres",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name)),
-            );
-        }
-    }
-}
-
-fn knex_target(database: &str, package: Package, folder: &str, table: &str) -> KnexTarget {
-    KnexTarget {
-        host: pg().host().into(),
-        port: pg().port(),
-        user: USER.into(),
-        password: SENTINEL.into(),
-        database: database.into(),
-        migrations_dir: KnexRig::get().migrations_dir(package, folder),
-        table: table.into(),
-        search_path: None,
-        ssl_root_cert: None,
-    }
-}
 
 fn knex(target: &KnexTarget, args: &[&str]) -> npm::KnexOutput {
     KnexRig::get().run(target, args)
-}
-
-fn latest(database: &str, package: Package, folder: &str, table: &str) {
-    let out = knex(
-        &knex_target(database, package, folder, table),
-        &["migrate:latest"],
-    );
-    assert_eq!(out.code, 0, "knex migrate:latest failed: {}", out.stderr);
-}
-
-/// Template databases, made once per test binary with the real knex: the catalog at the older and
-/// at the newer version, each with the scheduler's prefixed table.
-fn templates() -> &'static (String, String) {
-    static T: OnceLock<(String, String)> = OnceLock::new();
-    T.get_or_init(|| {
-        let (older, newer) = (
-            format!("tpl{}_catalog_older", std::process::id()),
-            format!("tpl{}_catalog_newer", std::process::id()),
-        );
-        for (name, package) in [(&older, CATALOG_OLDER), (&newer, CATALOG_NEWER)] {
-            pg().execute(
-                "postgres",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name)),
-            )
-            .unwrap();
-            pg().execute("postgres", &format!("CREATE DATABASE {}", ident(name)))
-                .unwrap();
-            latest(name, package, "migrations", "knex_migrations");
-            latest(
-                name,
-                BACKEND_DEFAULTS,
-                "migrations/scheduler",
-                SCHEDULER_TABLE,
-            );
-        }
-        (older, newer)
-    })
 }
 
 /// A node_modules tree holding the catalog at `version` and backend-defaults (symlinks into the npm cache).
@@ -238,22 +100,6 @@ fn names(values: &Value) -> Vec<String> {
                 .unwrap_or_else(|| v["name"].as_str().unwrap().to_string())
         })
         .collect()
-}
-
-/// Everything in a database's catalog that could change: tables, and the rows of the Knex tables.
-fn snapshot(database: &str) -> String {
-    let mut client = pg().client(database);
-    let mut out = String::new();
-    for row in client.query("SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog','information_schema') ORDER BY 1, 2", &[]).unwrap() {
-        let (schema, table): (String, String) = (row.get(0), row.get(1));
-        out.push_str(&format!("{schema}.{table}\n"));
-        if table.ends_with("knex_migrations") || table.ends_with("knex_migrations_lock") {
-            for r in client.query(&format!("SELECT row_to_json(t)::text FROM {}.{} t ORDER BY 1", ident(&schema), ident(&table)), &[]).unwrap() {
-                out.push_str(&format!("  {}\n", r.get::<_, String>(0)));
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -1005,29 +851,6 @@ fn schema_state(database: &str) -> String {
         }
     }
     out
-}
-
-/// A folder standing for a container's filesystem (or a local checkout): `node_modules` with the real
-/// knex and pg, the catalog at `catalog`'s version and backend-defaults.
-fn checkout(dir: &Path, name: &str, catalog: Package) -> PathBuf {
-    let root = dir.join(name);
-    let modules = root.join("node_modules");
-    std::fs::create_dir_all(modules.join("@backstage")).unwrap();
-    for package in ["knex", "pg"] {
-        std::os::unix::fs::symlink(
-            KnexRig::get().node_modules().join(package),
-            modules.join(package),
-        )
-        .unwrap();
-    }
-    for package in [catalog, BACKEND_DEFAULTS] {
-        std::os::unix::fs::symlink(
-            KnexRig::get().package_dir(package),
-            modules.join(package.name),
-        )
-        .unwrap();
-    }
-    root
 }
 
 /// A fake API server whose two ready Backstage pods run the newer image, with a `node` on their PATH

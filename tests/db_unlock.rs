@@ -11,12 +11,10 @@ mod postgres;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use npm::{KnexRig, KnexTarget};
-use postgres::{Postgres, ident};
+use postgres::{Postgres, ident, plugin_prefix};
 use serde_json::{Value, json};
 
 const USER: &str = "backstage_admin";
@@ -24,17 +22,8 @@ const SENTINEL: &str = "S3ntinel-pw-unlock-5e1";
 const SCHEDULER: &str = "backstage_backend_tasks__knex_migrations";
 const NO_TERMINAL: &str = "error: refusing to change the database without confirmation: stdin is not a terminal; pass --yes (or --dry-run to only see the plan)\n";
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
 fn pg() -> &'static Postgres {
-    static ROLE: OnceLock<()> = OnceLock::new();
-    let pg = Postgres::shared();
-    ROLE.get_or_init(|| {
-        pg.create_role(USER, SENTINEL, false);
-        pg.execute("postgres", &format!("ALTER ROLE {USER} SUPERUSER"))
-            .unwrap();
-    });
-    pg
+    Postgres::shared_with_admin(USER, SENTINEL)
 }
 
 /// One plugin database, `catalog`, with two Knex migration tables made by `knex migrate:latest`
@@ -48,14 +37,9 @@ struct Catalog {
 
 impl Catalog {
     fn new() -> Catalog {
-        let prefix = format!(
-            "u{}_{}_plugin_",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
+        let prefix = plugin_prefix('u');
         let database = format!("{prefix}catalog");
-        pg().execute("postgres", &format!("CREATE DATABASE {}", ident(&database)))
-            .unwrap();
+        pg().create_named(&database);
         let dir = tempfile::tempdir().unwrap();
         let migrations = dir.path().join("migrations");
         std::fs::create_dir(&migrations).unwrap();
@@ -207,13 +191,7 @@ impl Catalog {
 
 impl Drop for Catalog {
     fn drop(&mut self) {
-        let _ = pg().execute(
-            "postgres",
-            &format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                ident(&self.database)
-            ),
-        );
+        pg().drop_named(&self.database);
     }
 }
 

@@ -15,11 +15,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use postgres::{Postgres, ident};
+use postgres::{Postgres, plugin_prefix};
 use rustix::process::{Pid, Signal};
 
 const USER: &str = "backstage_psql_admin";
@@ -27,17 +25,8 @@ const SENTINEL: &str = "S3ntinel-pw-psql-51c2e8";
 /// How long a condition the test waits for may take before the test fails (never asserted on).
 const PATIENCE: Duration = Duration::from_secs(60);
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
 fn pg() -> &'static Postgres {
-    static ROLE: OnceLock<()> = OnceLock::new();
-    let pg = Postgres::shared();
-    ROLE.get_or_init(|| {
-        pg.create_role(USER, SENTINEL, false);
-        pg.execute("postgres", &format!("ALTER ROLE {USER} SUPERUSER"))
-            .unwrap();
-    });
-    pg
+    Postgres::shared_with_admin(USER, SENTINEL)
 }
 
 fn which(program: &str) -> PathBuf {
@@ -61,14 +50,9 @@ struct Case {
 
 impl Case {
     fn new() -> Case {
-        let prefix = format!(
-            "h{}_{}_plugin_",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
+        let prefix = plugin_prefix('h');
         let database = format!("{prefix}catalog");
-        pg().execute("postgres", &format!("CREATE DATABASE {}", ident(&database)))
-            .unwrap();
+        pg().create_named(&database);
         let dir = tempfile::tempdir().unwrap();
         for sub in ["home", "tmp", "bin", "record"] {
             std::fs::create_dir(dir.path().join(sub)).unwrap();
@@ -185,13 +169,7 @@ impl Case {
 
 impl Drop for Case {
     fn drop(&mut self) {
-        let _ = pg().execute(
-            "postgres",
-            &format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                ident(&self.database)
-            ),
-        );
+        pg().drop_named(&self.database);
     }
 }
 
@@ -526,8 +504,7 @@ fn the_local_knex_runner_inherits_neither_password_variable() {
     let case = Case::new();
     // A plugin with two applied migrations (Knex's own tables) and a checkout with their files.
     let demo = format!("{}demo", case.prefix);
-    pg().execute("postgres", &format!("CREATE DATABASE {}", ident(&demo)))
-        .unwrap();
+    pg().create_named(&demo);
     pg().execute(
         &demo,
         "CREATE TABLE knex_migrations (id serial PRIMARY KEY, name varchar(255), batch integer, migration_time timestamptz);
@@ -575,10 +552,7 @@ fn the_local_knex_runner_inherits_neither_password_variable() {
         )
         .output()
         .unwrap();
-    let _ = pg().execute(
-        "postgres",
-        &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&demo)),
-    );
+    pg().drop_named(&demo);
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(!stderr.contains(SENTINEL), "{stderr}");
     assert_ne!(out.status.code(), Some(0), "{stderr}");

@@ -171,6 +171,35 @@ impl Postgres {
         TestDatabase { pg: self, name }
     }
 
+    /// The shared cluster with a superuser login role `user` (password `password`), created on the
+    /// first call for that user.
+    pub fn shared_with_admin(user: &str, password: &str) -> &'static Postgres {
+        static MADE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let pg = Postgres::shared();
+        let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
+        if !made.iter().any(|u| u == user) {
+            pg.create_role(user, password, false);
+            pg.execute("postgres", &format!("ALTER ROLE {} SUPERUSER", ident(user)))
+                .unwrap_or_else(|e| panic!("{e}"));
+            made.push(user.to_string());
+        }
+        pg
+    }
+
+    /// Creates the database `name` (an exact name; see [`plugin_prefix`]), panicking on error.
+    pub fn create_named(&self, name: &str) {
+        self.execute("postgres", &format!("CREATE DATABASE {}", ident(name)))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Drops the database `name` if it exists, closing its sessions; errors are ignored (cleanup).
+    pub fn drop_named(&self, name: &str) {
+        let _ = self.execute(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name)),
+        );
+    }
+
     /// Creates a login role; with `ssl_only` it may connect only over TLS.
     pub fn create_role(&self, name: &str, password: &str, ssl_only: bool) {
         let mut sql = format!(
@@ -417,11 +446,17 @@ impl TestDatabase<'_> {
 
 impl Drop for TestDatabase<'_> {
     fn drop(&mut self) {
-        let _ = self.pg.execute(
-            "postgres",
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&self.name)),
-        );
+        self.pg.drop_named(&self.name);
     }
+}
+
+/// A `--database-prefix` not used yet in this test binary: `<letter><pid>_<n>_plugin_`.
+pub fn plugin_prefix(letter: char) -> String {
+    format!(
+        "{letter}{}_{}_plugin_",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A database name not used yet in this test binary.
