@@ -22,7 +22,7 @@ use plugin_dbs::{
     Plugins, SCHEDULER_TABLE, SENTINEL, USER, checkout, knex_target, latest, pg, snapshot,
     templates,
 };
-use postgres::ident;
+use postgres::{ident, output_without_password};
 use serde_json::{Value, json};
 
 fn knex(target: &KnexTarget, args: &[&str]) -> npm::KnexOutput {
@@ -44,16 +44,8 @@ fn node_modules(dir: &Path, catalog: Package) -> PathBuf {
 }
 
 fn run(cmd: &mut assert_cmd::Command) -> (i32, String, String) {
-    let out = cmd.output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    );
-    assert!(
-        !stdout.contains(SENTINEL) && !stderr.contains(SENTINEL),
-        "the password leaked:\n{stdout}\n{stderr}"
-    );
-    (out.status.code().unwrap_or(-1), stdout, stderr)
+    let (status, stdout, stderr) = output_without_password(cmd.output().unwrap(), SENTINEL);
+    (status.code().unwrap_or(-1), stdout, stderr)
 }
 
 fn json_out(cmd: &mut assert_cmd::Command, want_code: i32) -> Value {
@@ -306,13 +298,18 @@ fn downgrade_shows_missing_with_knex_own_error_and_status_never_writes() {
     assert!(table.contains(&format!("catalog knex_migrations: missing (the database is ahead of the code; Backstage would fail with \"The migration directory is corrupt\"): {}, {}", CATALOG_ADDED[0], CATALOG_ADDED[1])), "{table}");
 }
 
-#[test]
-fn held_lock_is_reported_and_unlock_releases_it_like_knex() {
-    let (older, _) = templates();
-    let mut plugins = Plugins::new();
-    let catalog = plugins.create("catalog", Some(older));
+/// `catalog` at the older version, its migration lock held.
+fn held_catalog(plugins: &mut Plugins) -> String {
+    let catalog = plugins.create("catalog", Some(&templates().0));
     pg().execute(&catalog, "UPDATE knex_migrations_lock SET is_locked = 1")
         .unwrap();
+    catalog
+}
+
+#[test]
+fn held_lock_is_reported_and_unlock_releases_it_like_knex() {
+    let mut plugins = Plugins::new();
+    let catalog = held_catalog(&mut plugins);
     let older_files = knex_target(&catalog, CATALOG_OLDER, "migrations", "knex_migrations");
     let real = knex(&older_files, &["migrate:latest"]);
     assert_ne!(real.code, 0);
@@ -717,11 +714,8 @@ fn which(program: &str) -> PathBuf {
 
 #[test]
 fn unlock_refuses_while_a_backend_pod_is_starting() {
-    let (older, _) = templates();
     let mut plugins = Plugins::new();
-    let catalog = plugins.create("catalog", Some(older));
-    pg().execute(&catalog, "UPDATE knex_migrations_lock SET is_locked = 1")
-        .unwrap();
+    let catalog = held_catalog(&mut plugins);
     let cluster = rig::Rig::incident();
     // A new backend pod whose container runs but is not ready yet: it may be migrating right now.
     let mut pod = cluster
@@ -779,17 +773,8 @@ fn password_from_key_vault_through_the_azure_sdk() {
     cmd.env_clear()
         .env("HOME", plugins.dir.path())
         .envs(vault.env(&std::env::var("PATH").unwrap()));
-    cmd.args([
-        "db",
-        "--db-host",
-        pg().host(),
-        "--db-port",
-        &pg().port().to_string(),
-        "--db-user",
-        USER,
-        "--database-prefix",
-        &plugins.prefix,
-    ]);
+    cmd.arg("db")
+        .args(postgres::connection_flags(USER, None, &plugins.prefix));
     cmd.args([
         "--vault",
         "sbox-intsvc",

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use npm::{KnexRig, KnexTarget};
-use postgres::{Postgres, ident, plugin_prefix};
+use postgres::{Postgres, connection_flags, ident, output_without_password, plugin_prefix};
 use serde_json::{Value, json};
 
 const USER: &str = "backstage_admin";
@@ -134,22 +134,13 @@ impl Catalog {
     }
 
     fn args(&self) -> Vec<String> {
-        [
-            "db",
-            "--db-host",
-            pg().host(),
-            "--db-port",
-            &pg().port().to_string(),
-            "--db-user",
+        let mut args = vec!["db".to_string()];
+        args.extend(connection_flags(
             USER,
-            "--password-env",
-            "TEST_DB_PASSWORD",
-            "--database-prefix",
+            Some("TEST_DB_PASSWORD"),
             &self.prefix,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        ));
+        args
     }
 
     fn command(&self, program: &Path) -> Command {
@@ -200,16 +191,8 @@ fn binary() -> std::path::PathBuf {
 }
 
 fn run(cmd: &mut Command) -> (i32, String, String) {
-    let out = cmd.output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    );
-    assert!(
-        !stdout.contains(SENTINEL) && !stderr.contains(SENTINEL),
-        "the password leaked:\n{stdout}\n{stderr}"
-    );
-    (out.status.code().unwrap_or(-1), stdout, stderr)
+    let (status, stdout, stderr) = output_without_password(cmd.output().unwrap(), SENTINEL);
+    (status.code().unwrap_or(-1), stdout, stderr)
 }
 
 const NO_WRITES: (Vec<(String, String)>, i64) = (Vec::new(), 0);
@@ -356,6 +339,18 @@ fn hold_rows(catalog: &Catalog, table: &str) -> ::postgres::Transaction<'static>
     transaction
 }
 
+/// `unlock --yes` started while another session holds the lock rows, once it waits for them.
+fn unlock_waiting_for(catalog: &Catalog) -> std::process::Child {
+    let child = catalog
+        .unlock(&["--yes", "--request-timeout", "120s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_the_plugin_waits(catalog);
+    child
+}
+
 /// Waits until the plugin's session waits for a row lock in the database.
 fn wait_until_the_plugin_waits(catalog: &Catalog) {
     let mut client = pg().client("postgres");
@@ -404,13 +399,7 @@ fn a_session_holding_the_lock_rows_is_waited_for_never_overwritten() {
     // The holder frees the lock itself while the plugin waits: the plugin reads the row again under
     // its own row lock and leaves it alone.
     let mut holder = hold_rows(&catalog, "knex_migrations");
-    let child = catalog
-        .unlock(&["--yes", "--request-timeout", "120s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until_the_plugin_waits(&catalog);
+    let child = unlock_waiting_for(&catalog);
     holder
         .execute("UPDATE knex_migrations_lock SET is_locked = 0", &[])
         .unwrap();
@@ -437,13 +426,7 @@ fn a_session_holding_the_lock_rows_is_waited_for_never_overwritten() {
     // The holder commits without freeing it: the plugin, having waited, releases it.
     catalog.hold("knex_migrations");
     let holder = hold_rows(&catalog, "knex_migrations");
-    let child = catalog
-        .unlock(&["--yes", "--request-timeout", "120s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until_the_plugin_waits(&catalog);
+    let child = unlock_waiting_for(&catalog);
     holder.commit().unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");

@@ -230,6 +230,21 @@ fn assert_knex_lists_and_versions(target: &KnexTarget, status: &MigrationStatus)
     );
 }
 
+/// Every Knex table in `database`, as `schema.table`, sorted.
+fn knex_tables(database: &str) -> Vec<String> {
+    Postgres::shared()
+        .client(database)
+        .query(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables \
+             WHERE table_name LIKE '%knex_migrations%' ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 /// `rows` without the one named `name`.
 fn without(rows: &[MigrationRow], name: &str) -> Vec<MigrationRow> {
     rows.iter().filter(|r| r.name != name).cloned().collect()
@@ -675,19 +690,8 @@ fn several_migration_tables_in_one_database() {
         "Batch 1 run: 1 migrations\n"
     );
 
-    let tables: Vec<String> = pg
-        .client(db.name())
-        .query(
-            "SELECT table_schema || '.' || table_name FROM information_schema.tables \
-             WHERE table_name LIKE '%knex_migrations%' ORDER BY 1",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
     assert_eq!(
-        tables,
+        knex_tables(db.name()),
         [
             "public.backstage_backend_public_keys__knex_migrations",
             "public.backstage_backend_public_keys__knex_migrations_lock",
@@ -795,19 +799,8 @@ fn schema_mode_keeps_each_plugin_in_its_schema() {
     knex(&catalog_scheduler, &["migrate:latest"], 0);
     knex(&auth_keys, &["migrate:latest"], 0);
 
-    let tables: Vec<String> = pg
-        .client(db.name())
-        .query(
-            "SELECT table_schema || '.' || table_name FROM information_schema.tables \
-             WHERE table_name LIKE '%knex_migrations%' ORDER BY 1",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
     assert_eq!(
-        tables,
+        knex_tables(db.name()),
         [
             "auth.backstage_backend_public_keys__knex_migrations",
             "auth.backstage_backend_public_keys__knex_migrations_lock",

@@ -17,11 +17,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use postgres::{Postgres, plugin_prefix};
+use postgres::{Postgres, output_without_password, plugin_prefix};
 use rustix::process::{Pid, Signal};
 
 const USER: &str = "backstage_psql_admin";
 const SENTINEL: &str = "S3ntinel-pw-psql-51c2e8";
+/// `db psql` running a query that sleeps for 4 s.
+const PSQL_SLEEP: &[&str] = &[
+    "psql",
+    "--plugin",
+    "catalog",
+    "--",
+    "-c",
+    "select pg_sleep(4)",
+];
 /// How long a condition the test waits for may take before the test fails (never asserted on).
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -204,33 +213,14 @@ fn shell_quote(word: &str) -> String {
 }
 
 fn output(child: Child) -> (std::process::ExitStatus, String, String) {
-    let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    );
-    assert!(
-        !stdout.contains(SENTINEL) && !stderr.contains(SENTINEL),
-        "the password leaked:\n{stdout}\n{stderr}"
-    );
-    (out.status, stdout, stderr)
+    output_without_password(child.wait_with_output().unwrap(), SENTINEL)
 }
 
 /// The plugin in a process group of its own (so it is not a terminal's foreground group), running
 /// `select pg_sleep(4)` in psql, once psql is connected.
 fn sleeping_psql(case: &Case) -> Child {
     let mut plugin = case
-        .command(
-            &["-v"],
-            &[
-                "psql",
-                "--plugin",
-                "catalog",
-                "--",
-                "-c",
-                "select pg_sleep(4)",
-            ],
-        )
+        .command(&["-v"], PSQL_SLEEP)
         .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -368,17 +358,7 @@ fn sigint_from_kill_is_forwarded_once_and_psql_cancels_its_query() {
 #[test]
 fn ctrl_c_on_a_terminal_goes_to_psql_alone() {
     let case = Case::new();
-    let plugin = case.command(
-        &["-v"],
-        &[
-            "psql",
-            "--plugin",
-            "catalog",
-            "--",
-            "-c",
-            "select pg_sleep(4)",
-        ],
-    );
+    let plugin = case.command(&["-v"], PSQL_SLEEP);
     let line = std::iter::once("exec".as_ref())
         .chain(std::iter::once(plugin.get_program()))
         .chain(plugin.get_args())

@@ -17,7 +17,8 @@ mod time;
 mod tls;
 mod watch;
 
-pub use fixtures::{Fixtures, LogKey, incident_dir};
+pub use fixtures::{Fixtures, INCIDENT_PODS, LogKey, incident_dir};
+pub use responses::status_object;
 pub use selectors::{FieldSelector, LabelSelector};
 pub use server::{FakeApiServer, RecordedRequest, ServerOptions};
 pub use store::Expiry;

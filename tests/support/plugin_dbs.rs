@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::npm::{BACKEND_DEFAULTS, CATALOG_NEWER, CATALOG_OLDER, KnexRig, KnexTarget, Package};
-use crate::postgres::{Postgres, ident, plugin_prefix};
+use crate::postgres::{Postgres, connection_flags, ident, plugin_prefix};
 
 /// The role the plugin logs in with; its password must never be printed.
 pub const USER: &str = "backstage_admin";
@@ -60,20 +60,8 @@ impl Plugins {
     /// The connection flags of `kubectl-backstage db` (they go after `db`), with the password in
     /// [`PASSWORD_ENV`].
     pub fn connection_args(&self) -> Vec<String> {
-        [
-            "--db-host",
-            pg().host(),
-            "--db-port",
-            &pg().port().to_string(),
-            "--db-user",
-            USER,
-            "--password-env",
-            PASSWORD_ENV,
-            "--database-prefix",
-            &self.prefix,
-        ]
-        .map(str::to_string)
-        .to_vec()
+        pg(); // The role exists before any command logs in with it.
+        connection_flags(USER, Some(PASSWORD_ENV), &self.prefix)
     }
 
     /// `kubectl-backstage db` with a clean environment, the connection flags and the password.

@@ -450,6 +450,41 @@ impl Drop for TestDatabase<'_> {
     }
 }
 
+/// The connection flags of `kubectl-backstage db` for this cluster (they go after `db`): host, port,
+/// `user`, the password's environment variable when there is one, and the database prefix.
+pub fn connection_flags(user: &str, password_env: Option<&str>, prefix: &str) -> Vec<String> {
+    let pg = Postgres::shared();
+    let mut flags = vec![
+        "--db-host".to_string(),
+        pg.host().to_string(),
+        "--db-port".to_string(),
+        pg.port().to_string(),
+        "--db-user".to_string(),
+        user.to_string(),
+    ];
+    if let Some(var) = password_env {
+        flags.extend(["--password-env".to_string(), var.to_string()]);
+    }
+    flags.extend(["--database-prefix".to_string(), prefix.to_string()]);
+    flags
+}
+
+/// A finished process's status, stdout and stderr, asserting that `password` is in neither.
+pub fn output_without_password(
+    out: std::process::Output,
+    password: &str,
+) -> (std::process::ExitStatus, String, String) {
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(
+        !stdout.contains(password) && !stderr.contains(password),
+        "the password leaked:\n{stdout}\n{stderr}"
+    );
+    (out.status, stdout, stderr)
+}
+
 /// A `--database-prefix` not used yet in this test binary: `<letter><pid>_<n>_plugin_`.
 pub fn plugin_prefix(letter: char) -> String {
     format!(
