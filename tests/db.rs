@@ -10,6 +10,8 @@ mod npm;
 mod plugin_dbs;
 #[path = "support/postgres.rs"]
 mod postgres;
+#[path = "support/programs.rs"]
+mod programs;
 #[path = "support/rig.rs"]
 mod rig;
 
@@ -23,6 +25,7 @@ use plugin_dbs::{
     templates,
 };
 use postgres::{ident, output_without_password};
+use programs::{executable, which};
 use serde_json::{Value, json};
 
 fn knex(target: &KnexTarget, args: &[&str]) -> npm::KnexOutput {
@@ -602,16 +605,14 @@ fn psql_gets_the_password_through_a_nameless_0600_file_and_its_exit_code_passes_
     std::fs::create_dir_all(&bin).unwrap();
     let record = plugins.dir.path().join("record");
     let real = which("psql");
-    std::fs::write(
-        bin.join("psql"),
-        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{r}.args'\nstat -L -c %a \"$PGPASSFILE\" > '{r}.mode'\necho \"$PGPASSFILE\" > '{r}.file'\nenv > '{r}.env'\nexec '{real}' \"$@\"\n", r = record.display(), real = real.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        bin.join("psql"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    executable(
+        &bin.join("psql"),
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{r}.args'\nstat -L -c %a \"$PGPASSFILE\" > '{r}.mode'\necho \"$PGPASSFILE\" > '{r}.file'\nenv > '{r}.env'\nexec '{real}' \"$@\"\n",
+            r = record.display(),
+            real = real.display()
+        ),
+    );
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
 
     let (code, out, err) = run(plugins.db().env("PATH", &path).args([
@@ -705,11 +706,12 @@ fn verbose_logs_name_where_the_password_came_from_but_never_the_password() {
     );
 }
 
-fn which(program: &str) -> PathBuf {
-    std::env::split_paths(&std::env::var_os("PATH").unwrap())
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{program} not on PATH"))
+/// The pod `namespace/name` of the fake cluster with its container running but not ready (a backend
+/// starting, maybe migrating right now), not applied yet.
+fn unready_pod(cluster: &rig::Rig, namespace: &str, name: &str) -> Value {
+    let mut pod = cluster.server.get("Pod", namespace, name).unwrap();
+    pod["status"]["containerStatuses"][0]["ready"] = json!(false);
+    pod
 }
 
 #[test]
@@ -718,11 +720,7 @@ fn unlock_refuses_while_a_backend_pod_is_starting() {
     let catalog = held_catalog(&mut plugins);
     let cluster = rig::Rig::incident();
     // A new backend pod whose container runs but is not ready yet: it may be migrating right now.
-    let mut pod = cluster
-        .server
-        .get("Pod", "backstage-staging", "backstage-5f6d7c8b9a-h2kxm")
-        .unwrap();
-    pod["status"]["containerStatuses"][0]["ready"] = json!(false);
+    let mut pod = unready_pod(&cluster, "backstage-staging", "backstage-5f6d7c8b9a-h2kxm");
     pod["status"]["conditions"] = json!([{"type": "Ready", "status": "False"}]);
     cluster.server.apply(pod);
     let before = snapshot(&catalog);
@@ -815,6 +813,28 @@ fn password_from_key_vault_through_the_azure_sdk() {
 
 // ---- db plan and db rollback -------------------------------------------------------------------
 
+/// The flags of a rollback with the local Knex runner on the checkout `dir`, confirmed.
+fn local_runner(dir: &Path) -> Vec<String> {
+    vec![
+        "--runner".to_string(),
+        "local".into(),
+        "--source".into(),
+        dir.display().to_string(),
+        "--yes".into(),
+    ]
+}
+
+/// The rollback's output names the two migrations 4.0.0 added, newest first.
+fn assert_rolled_back_the_added(out: &str) {
+    assert!(
+        out.contains(&format!(
+            "Rolled back: {}, {}\n",
+            CATALOG_ADDED[1], CATALOG_ADDED[0]
+        )),
+        "{out}"
+    );
+}
+
 /// The last migration catalog-backend 3.8.0 has (4.0.0 adds two after it).
 const OLDER_LAST: &str = "20260609000000_drop_search_entity_id_idx.js";
 
@@ -846,20 +866,14 @@ fn newer_pods(plugins: &Plugins) -> (rig::Rig, PathBuf) {
     let bin = plugins.dir.path().join("pod-bin");
     std::fs::create_dir_all(&bin).unwrap();
     let record = plugins.dir.path().join("node-args.log");
-    std::fs::write(
-        bin.join("node"),
-        format!(
+    executable(
+        &bin.join("node"),
+        &format!(
             "#!/bin/sh\nprintf '%s\\n' \"$@\" >> '{}'\nexec '{}' \"$@\"\n",
             record.display(),
             which("node").display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        bin.join("node"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    );
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     for pod in ["backstage-6c9f8d7b54-k4m2x", "backstage-6c9f8d7b54-q8zvn"] {
         cluster.server.set_pod_root(pod, &root);
@@ -1026,13 +1040,7 @@ fn downgrade_story_plan_then_rollback_in_the_newer_pod_matches_knex_down() {
         "--yes",
     ]));
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(
-        out.contains(&format!(
-            "Rolled back: {}, {}\n",
-            CATALOG_ADDED[1], CATALOG_ADDED[0]
-        )),
-        "{out}"
-    );
+    assert_rolled_back_the_added(&out);
     assert!(
         out.contains("Status now (against pod:backstage-6c9f8d7b54-k4m2x)"),
         "{out}"
@@ -1084,29 +1092,16 @@ fn last_batch_with_the_local_runner_matches_knex_rollback() {
         latest(db, CATALOG_NEWER, "migrations", "knex_migrations");
     }
     let newer = checkout(plugins.dir.path(), "newer", CATALOG_NEWER);
-    let (code, out, err) = run(plugins.db().args([
-        "rollback",
-        "--plugin",
-        "catalog",
-        "--last-batch",
-        "--runner",
-        "local",
-        "--source",
-        newer.to_str().unwrap(),
-        "--yes",
-    ]));
+    let (code, out, err) = run(plugins
+        .db()
+        .args(["rollback", "--plugin", "catalog", "--last-batch"])
+        .args(local_runner(&newer)));
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
         err.contains("warning: no cluster to check for starting pods"),
         "{err}"
     );
-    assert!(
-        out.contains(&format!(
-            "Rolled back: {}, {}\n",
-            CATALOG_ADDED[1], CATALOG_ADDED[0]
-        )),
-        "{out}"
-    );
+    assert_rolled_back_the_added(&out);
     let rollback = knex(
         &knex_target(&reference, CATALOG_NEWER, "migrations", "knex_migrations"),
         &["migrate:rollback"],
@@ -1118,20 +1113,17 @@ fn last_batch_with_the_local_runner_matches_knex_rollback() {
     );
 
     // One named migration, `.js` left off, as `knex migrate:down NAME`.
-    let (code, _, err) = run(plugins.db().args([
-        "rollback",
-        "--plugin",
-        "catalog",
-        "--migration",
-        &OLDER_LAST.replace(".js", ""),
-        "--runner",
-        "local",
-        "--source",
-        newer.to_str().unwrap(),
-        "--yes",
-        "-o",
-        "json",
-    ]));
+    let (code, _, err) = run(plugins
+        .db()
+        .args([
+            "rollback",
+            "--plugin",
+            "catalog",
+            "--migration",
+            &OLDER_LAST.replace(".js", ""),
+        ])
+        .args(local_runner(&newer))
+        .args(["-o", "json"]));
     assert_eq!(code, 0, "{err}");
     let down = knex(
         &knex_target(&reference, CATALOG_NEWER, "migrations", "knex_migrations"),
@@ -1151,15 +1143,6 @@ fn rollback_refusals_change_nothing() {
     let catalog = plugins.create("catalog", Some(newer));
     let newer_dir = checkout(plugins.dir.path(), "newer", CATALOG_NEWER);
     let older_dir = checkout(plugins.dir.path(), "older", CATALOG_OLDER);
-    let local = |dir: &Path| {
-        vec![
-            "--runner".to_string(),
-            "local".into(),
-            "--source".into(),
-            dir.display().to_string(),
-            "--yes".into(),
-        ]
-    };
     let before = schema_state(&catalog);
     let refuse = |cmd: &mut assert_cmd::Command, want: &str| {
         let (code, out, err) = run(cmd);
@@ -1179,7 +1162,7 @@ fn rollback_refusals_change_nothing() {
     let (code, _, err) = run(plugins
         .db()
         .args(["rollback", "--plugin", "catalog", "--last-batch"])
-        .args(local(&newer_dir)));
+        .args(local_runner(&newer_dir)));
     assert_eq!(code, 2);
     assert!(
         err.starts_with(
@@ -1201,14 +1184,14 @@ fn rollback_refusals_change_nothing() {
                 "--migration",
                 "20990101000000_never.js",
             ])
-            .args(local(&newer_dir)),
+            .args(local_runner(&newer_dir)),
         "error: migration \"20990101000000_never.js\" is not completed in",
     );
     refuse(
         plugins
             .db()
             .args(["rollback", "--plugin", "catalog", "--to", OLDER_LAST])
-            .args(local(&older_dir)),
+            .args(local_runner(&older_dir)),
         &format!(
             "error: files are missing from the runner's source dir:{}: knex would refuse: The migration directory is corrupt",
             older_dir.display()
@@ -1225,24 +1208,23 @@ fn rollback_refusals_change_nothing() {
                 "incremental_ingestion__knex_migrations",
                 "--last-batch",
             ])
-            .args(local(&newer_dir)),
+            .args(local_runner(&newer_dir)),
         "error: plugin \"catalog\" has no migration table",
     );
 
     // A backend pod starting (maybe migrating with the older code right now).
     let cluster = rig::Rig::incident();
-    let mut pod = cluster
-        .server
-        .get("Pod", "backstage", "backstage-6c9f8d7b54-k4m2x")
-        .unwrap();
-    pod["status"]["containerStatuses"][0]["ready"] = json!(false);
-    cluster.server.apply(pod);
+    cluster.server.apply(unready_pod(
+        &cluster,
+        "backstage",
+        "backstage-6c9f8d7b54-k4m2x",
+    ));
     refuse(
         plugins
             .db()
             .env("KUBECONFIG", &cluster.kubeconfig)
             .args(["rollback", "--plugin", "catalog", "--to", OLDER_LAST])
-            .args(local(&newer_dir)),
+            .args(local_runner(&newer_dir)),
         "error: refusing to roll back: pod backstage-6c9f8d7b54-k4m2x in namespace backstage is starting",
     );
     // --runner pod without a cluster.
@@ -1301,18 +1283,16 @@ fn a_rollback_that_fails_part_way_says_what_was_undone_and_frees_the_lock() {
     target.migrations_dir = package.join("migrations");
     assert_eq!(knex(&target, &["migrate:latest"]).code, 0);
 
-    let (code, out, err) = run(plugins.db().args([
-        "rollback",
-        "--plugin",
-        "demo",
-        "--to",
-        "20250101000000_a.js",
-        "--runner",
-        "local",
-        "--source",
-        checkout.to_str().unwrap(),
-        "--yes",
-    ]));
+    let (code, out, err) = run(plugins
+        .db()
+        .args([
+            "rollback",
+            "--plugin",
+            "demo",
+            "--to",
+            "20250101000000_a.js",
+        ])
+        .args(local_runner(&checkout)));
     // Changed part-way: exit 3, not 2 ("nothing changed"); the report is read back from the database.
     assert_eq!(code, 3, "{out}\n{err}");
     assert!(out.contains("Rolled back: 20250103000000_c.js\nNOT rolled back (still applied): 20250102000000_b.js\nKnex stopped with: boom: demo_b cannot be undone\n"), "{out}\n{err}");

@@ -9,15 +9,17 @@
 
 #[path = "support/postgres.rs"]
 mod postgres;
+#[path = "support/programs.rs"]
+mod programs;
 
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use postgres::{Postgres, output_without_password, plugin_prefix};
+use programs::{executable, which};
 use rustix::process::{Pid, Signal};
 
 const USER: &str = "backstage_psql_admin";
@@ -36,18 +38,6 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 fn pg() -> &'static Postgres {
     Postgres::shared_with_admin(USER, SENTINEL)
-}
-
-fn which(program: &str) -> PathBuf {
-    std::env::split_paths(&std::env::var_os("PATH").unwrap())
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{program} not on PATH"))
-}
-
-fn executable(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// One plugin database `<prefix>catalog`, a private HOME, TMPDIR and a bin folder with the wrappers.

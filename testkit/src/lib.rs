@@ -24,3 +24,4 @@ pub use server::{FakeApiServer, RecordedRequest, ServerOptions};
 pub use store::Expiry;
 pub use table::pod_status;
 pub use time::{ANCHOR, human_duration, rebase_delta_secs, rebased, rebased_anchor, unix_seconds};
+pub use tls::TestCertificates;

@@ -562,34 +562,44 @@ fn age_and_template(created: String, obj: &Value) -> Vec<Value> {
     vec![json!(created), json!(containers), json!(images)]
 }
 
+/// A Deployment's or ReplicaSet's row: name, three replica counts, age, containers, images and
+/// selector.
+fn replica_row(name: Value, counts: [Value; 3], created: String, obj: &Value) -> Vec<Value> {
+    [
+        vec![name],
+        counts.to_vec(),
+        age_and_template(created, obj),
+        vec![json!(selector_string(&obj["spec"]["selector"]))],
+    ]
+    .concat()
+}
+
 fn cells(storage: &str, obj: &Value) -> Vec<Value> {
     let name = json!(s(&obj["metadata"]["name"]));
     let created = age(obj["metadata"]["creationTimestamp"].as_str());
     match storage {
         "pods" => pod_cells(obj),
         "events" => event_cells(obj),
-        "deployments" => [
-            vec![
-                name,
+        "deployments" => replica_row(
+            name,
+            [
                 ready_of_desired(obj),
                 json!(int(&obj["status"]["updatedReplicas"])),
                 json!(int(&obj["status"]["availableReplicas"])),
             ],
-            age_and_template(created, obj),
-            vec![json!(selector_string(&obj["spec"]["selector"]))],
-        ]
-        .concat(),
-        "replicasets" => [
-            vec![
-                name,
+            created,
+            obj,
+        ),
+        "replicasets" => replica_row(
+            name,
+            [
                 json!(int(&obj["spec"]["replicas"])),
                 json!(int(&obj["status"]["replicas"])),
                 json!(int(&obj["status"]["readyReplicas"])),
             ],
-            age_and_template(created, obj),
-            vec![json!(selector_string(&obj["spec"]["selector"]))],
-        ]
-        .concat(),
+            created,
+            obj,
+        ),
         "statefulsets" => [
             vec![name, ready_of_desired(obj)],
             age_and_template(created, obj),

@@ -21,6 +21,16 @@ async fn client(server: &FakeApiServer, token: &str) -> Client {
     Client::try_from(config).unwrap()
 }
 
+/// The resource version of a list of `pods`.
+async fn list_version(pods: &Api<Pod>) -> String {
+    pods.list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap()
+}
+
 /// A watch event's kind and the name of its object (`Error` and `Bookmark` have none).
 fn kind_and_name(event: WatchEvent<Pod>) -> (&'static str, Option<String>) {
     match event {
@@ -170,13 +180,7 @@ async fn expired_resource_versions_are_gone_as_an_error_event_or_an_http_410() {
     let server = FakeApiServer::start(ServerOptions::new(Fixtures::incident())).unwrap();
     let c = client(&server, "t").await;
     let pods: Api<Pod> = Api::namespaced(c, "backstage");
-    let rv = pods
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let rv = list_version(&pods).await;
     let wp = WatchParams::default().timeout(30);
     let mut open = pods.watch(&wp, &rv).await.unwrap().boxed();
 
@@ -199,13 +203,7 @@ async fn expired_resource_versions_are_gone_as_an_error_event_or_an_http_410() {
     let mut again = pods.watch(&wp, &rv).await.unwrap().boxed();
     gone(again.try_next().await.unwrap());
     assert!(again.try_next().await.unwrap().is_none());
-    let fresh = pods
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let fresh = list_version(&pods).await;
     assert_eq!(fresh, compacted.to_string());
     let wp_short = WatchParams::default().timeout(1);
     let mut ok = pods.watch(&wp_short, &fresh).await.unwrap().boxed();

@@ -16,7 +16,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -314,47 +314,17 @@ rm -rf "$3""#;
     }
 
     fn write_tls(&self) -> Result<(), String> {
-        use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-            KeyPair, KeyUsagePurpose, SanType,
-        };
-        let err = |e: rcgen::Error| format!("generate certificates: {e}");
-        let ca_key = KeyPair::generate().map_err(err)?;
-        let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-        ca.distinguished_name
-            .push(DnType::CommonName, "kubectl-backstage test CA");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
-        let issuer = Issuer::new(ca, ca_key);
-
-        let key = KeyPair::generate().map_err(err)?;
-        let mut server = CertificateParams::new(vec!["localhost".to_string()]).map_err(err)?;
-        server
-            .subject_alt_names
-            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        server
-            .distinguished_name
-            .push(DnType::CommonName, "localhost");
-        server.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let cert = server.signed_by(&key, &issuer).map_err(err)?;
-
-        self.write_private(&self.ca_pem_path(), ca_cert.pem().as_bytes(), 0o644)?;
-        let data = self.data_dir();
-        self.write_private(&data.join("server.crt"), cert.pem().as_bytes(), 0o600)?;
-        self.write_private(
-            &data.join("server.key"),
-            key.serialize_pem().as_bytes(),
-            0o600,
+        let certs = backstage_testkit::TestCertificates::issue(
+            "kubectl-backstage test CA",
+            "localhost",
+            &["localhost"],
+            true,
         )
+        .map_err(|e| format!("generate certificates: {e}"))?;
+        self.write_private(&self.ca_pem_path(), certs.ca_pem.as_bytes(), 0o644)?;
+        let data = self.data_dir();
+        self.write_private(&data.join("server.crt"), certs.cert_pem.as_bytes(), 0o600)?;
+        self.write_private(&data.join("server.key"), certs.key_pem.as_bytes(), 0o600)
     }
 
     fn write_config(&self) -> Result<(), String> {
