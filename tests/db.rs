@@ -25,7 +25,7 @@ use plugin_dbs::{
     templates,
 };
 use postgres::{ident, output_without_password};
-use programs::{executable, which};
+use programs::{demo_plugin_package, executable, which};
 use serde_json::{Value, json};
 
 fn knex(target: &KnexTarget, args: &[&str]) -> npm::KnexOutput {
@@ -44,6 +44,30 @@ fn node_modules(dir: &Path, catalog: Package) -> PathBuf {
         }
     }
     root
+}
+
+/// `knex migrate:latest` succeeds with nothing to do.
+fn assert_knex_up_to_date(target: &KnexTarget) {
+    let latest = knex(target, &["migrate:latest"]);
+    assert_eq!(latest.code, 0, "{}", latest.stderr);
+    assert!(
+        latest.stdout.contains("Already up to date"),
+        "{}",
+        latest.stdout
+    );
+}
+
+/// `db status -o json` against a checkout of `catalog`'s version (which must exit 1: something to
+/// do); the checkout and the document.
+fn status_against(plugins: &Plugins, catalog: Package) -> (PathBuf, Value) {
+    let source = node_modules(plugins.dir.path(), catalog);
+    let status = json_out(
+        plugins
+            .db()
+            .args(["status", "--source", source.to_str().unwrap()]),
+        1,
+    );
+    (source, status)
 }
 
 fn run(cmd: &mut assert_cmd::Command) -> (i32, String, String) {
@@ -143,13 +167,7 @@ fn list_and_status_of_every_plugin_and_table_match_knex() {
 
     // Upgrade: the newer code's files against the older database: exactly the added migrations pend.
     let before = snapshot(&catalog);
-    let source = node_modules(plugins.dir.path(), CATALOG_NEWER);
-    let status = json_out(
-        plugins
-            .db()
-            .args(["status", "--source", source.to_str().unwrap()]),
-        1,
-    );
+    let (source, status) = status_against(&plugins, CATALOG_NEWER);
     assert_eq!(status["kind"], "DbStatus");
     assert_eq!(status["source"], format!("dir:{}", source.display()));
     let t = table_of(&status, "catalog", "knex_migrations");
@@ -259,14 +277,7 @@ fn downgrade_shows_missing_with_knex_own_error_and_status_never_writes() {
     pg().execute(&catalog, &format!("DELETE FROM {SCHEDULER_TABLE}_lock"))
         .unwrap();
     let before = snapshot(&catalog);
-    let source = node_modules(plugins.dir.path(), CATALOG_OLDER);
-
-    let status = json_out(
-        plugins
-            .db()
-            .args(["status", "--source", source.to_str().unwrap()]),
-        1,
-    );
+    let (source, status) = status_against(&plugins, CATALOG_OLDER);
     let t = table_of(&status, "catalog", "knex_migrations");
     assert_eq!(names(&t["missing"]), CATALOG_ADDED);
     assert_eq!(names(&t["pending"]), Vec::<String>::new());
@@ -364,13 +375,7 @@ fn held_lock_is_reported_and_unlock_releases_it_like_knex() {
     let mut client = pg().client(&catalog);
     let rows: Vec<i32> = column(&mut client, "SELECT is_locked FROM knex_migrations_lock");
     assert_eq!(rows, vec![0]);
-    let latest = knex(&older_files, &["migrate:latest"]);
-    assert_eq!(latest.code, 0, "{}", latest.stderr);
-    assert!(
-        latest.stdout.contains("Already up to date"),
-        "{}",
-        latest.stdout
-    );
+    assert_knex_up_to_date(&older_files);
     let (_, out, _) = run(plugins
         .db()
         .args(["unlock", "--plugin", "catalog", "--force"]));
@@ -1058,13 +1063,7 @@ fn downgrade_story_plan_then_rollback_in_the_newer_pod_matches_knex_down() {
     );
     // And the older version now starts clean.
     let older_files = knex_target(&catalog, CATALOG_OLDER, "migrations", "knex_migrations");
-    let latest = knex(&older_files, &["migrate:latest"]);
-    assert_eq!(latest.code, 0, "{}", latest.stderr);
-    assert!(
-        latest.stdout.contains("Already up to date"),
-        "{}",
-        latest.stdout
-    );
+    assert_knex_up_to_date(&older_files);
 
     // The password travelled on stdin only: not in node's arguments, not in any API request.
     let args = std::fs::read_to_string(&node_args).unwrap();
@@ -1174,43 +1173,38 @@ fn rollback_refusals_change_nothing() {
     pg().execute(&catalog, "UPDATE knex_migrations_lock SET is_locked = 0")
         .unwrap();
 
-    refuse(
-        plugins
-            .db()
-            .args([
-                "rollback",
-                "--plugin",
-                "catalog",
-                "--migration",
-                "20990101000000_never.js",
-            ])
-            .args(local_runner(&newer_dir)),
-        "error: migration \"20990101000000_never.js\" is not completed in",
+    let missing_files = format!(
+        "error: files are missing from the runner's source dir:{}: knex would refuse: The migration directory is corrupt",
+        older_dir.display()
     );
-    refuse(
-        plugins
-            .db()
-            .args(["rollback", "--plugin", "catalog", "--to", OLDER_LAST])
-            .args(local_runner(&older_dir)),
-        &format!(
-            "error: files are missing from the runner's source dir:{}: knex would refuse: The migration directory is corrupt",
-            older_dir.display()
+    // (rollback flags after `--plugin catalog`, the runner's source, the error line's start)
+    let refusals: [(&[&str], &Path, &str); 3] = [
+        (
+            &["--migration", "20990101000000_never.js"],
+            &newer_dir,
+            "error: migration \"20990101000000_never.js\" is not completed in",
         ),
-    );
-    refuse(
-        plugins
-            .db()
-            .args([
-                "rollback",
-                "--plugin",
-                "catalog",
+        (&["--to", OLDER_LAST], &older_dir, &missing_files),
+        (
+            &[
                 "--table",
                 "incremental_ingestion__knex_migrations",
                 "--last-batch",
-            ])
-            .args(local_runner(&newer_dir)),
-        "error: plugin \"catalog\" has no migration table",
-    );
+            ],
+            &newer_dir,
+            "error: plugin \"catalog\" has no migration table",
+        ),
+    ];
+    for (flags, source, want) in refusals {
+        refuse(
+            plugins
+                .db()
+                .args(["rollback", "--plugin", "catalog"])
+                .args(flags)
+                .args(local_runner(source)),
+            want,
+        );
+    }
 
     // A backend pod starting (maybe migrating with the older code right now).
     let cluster = rig::Rig::incident();
@@ -1242,14 +1236,7 @@ fn a_rollback_that_fails_part_way_says_what_was_undone_and_frees_the_lock() {
     let demo = plugins.create("demo", None);
     // A plugin whose middle migration cannot be undone.
     let checkout = plugins.dir.path().join("demo-checkout");
-    let package = checkout.join("node_modules/@acme/plugin-demo-backend");
-    std::fs::create_dir_all(package.join("migrations")).unwrap();
-    std::fs::write(
-        package.join("package.json"),
-        r#"{"name":"@acme/plugin-demo-backend","version":"1.0.0"}"#,
-    )
-    .unwrap();
-    for (file, table, down) in [
+    let migrations: Vec<(&str, String)> = [
         (
             "20250101000000_a.js",
             "demo_a",
@@ -1265,13 +1252,16 @@ fn a_rollback_that_fails_part_way_says_what_was_undone_and_frees_the_lock() {
             "demo_c",
             "await knex.schema.dropTable('demo_c');",
         ),
-    ] {
-        std::fs::write(
-            package.join("migrations").join(file),
+    ]
+    .into_iter()
+    .map(|(file, table, down)| {
+        (
+            file,
             format!("exports.up = async (knex) => {{ await knex.schema.createTable('{table}', (t) => {{ t.increments('id'); }}); }};\nexports.down = async (knex) => {{ {down} }};\n"),
         )
-        .unwrap();
-    }
+    })
+    .collect();
+    let package = demo_plugin_package(&checkout, &migrations);
     for module in ["knex", "pg"] {
         std::os::unix::fs::symlink(
             KnexRig::get().node_modules().join(module),

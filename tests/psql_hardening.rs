@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use postgres::{Postgres, output_without_password, plugin_prefix};
-use programs::{executable, which};
+use programs::{demo_plugin_package, executable, which};
 use rustix::process::{Pid, Signal};
 
 const USER: &str = "backstage_psql_admin";
@@ -484,20 +484,14 @@ fn the_local_knex_runner_inherits_neither_password_variable() {
            ('20250101000000_a.js', 1, now()), ('20250102000000_b.js', 1, now());",
     )
     .unwrap();
-    let package = case.path("checkout/node_modules/@acme/plugin-demo-backend");
-    std::fs::create_dir_all(package.join("migrations")).unwrap();
-    std::fs::write(
-        package.join("package.json"),
-        r#"{"name":"@acme/plugin-demo-backend","version":"1.0.0"}"#,
-    )
-    .unwrap();
-    for file in ["20250101000000_a.js", "20250102000000_b.js"] {
-        std::fs::write(
-            package.join("migrations").join(file),
-            "exports.up = async () => {};\nexports.down = async () => {};\n",
-        )
-        .unwrap();
-    }
+    let noop = "exports.up = async () => {};\nexports.down = async () => {};\n";
+    demo_plugin_package(
+        &case.path("checkout"),
+        &[
+            ("20250101000000_a.js", noop.to_string()),
+            ("20250102000000_b.js", noop.to_string()),
+        ],
+    );
     // `node` that records its environment and stops, as a runner that cannot load knex would.
     let record = case.path("record/node-env");
     executable(
