@@ -6,165 +6,30 @@
 mod keyvault;
 #[path = "support/npm.rs"]
 mod npm;
+#[path = "support/plugin_dbs.rs"]
+mod plugin_dbs;
 #[path = "support/postgres.rs"]
 mod postgres;
+#[path = "support/programs.rs"]
+mod programs;
 #[path = "support/rig.rs"]
 mod rig;
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use npm::{
     BACKEND_DEFAULTS, CATALOG_ADDED, CATALOG_NEWER, CATALOG_OLDER, KnexRig, KnexTarget, Package,
 };
-use postgres::{Postgres, ident};
+use plugin_dbs::{
+    Plugins, SCHEDULER_TABLE, SENTINEL, USER, checkout, knex_target, latest, pg, snapshot,
+    templates,
+};
+use postgres::{ident, output_without_password};
+use programs::{demo_plugin_package, executable, which};
 use serde_json::{Value, json};
-
-/// The role the plugin logs in with; its password must never be printed.
-const USER: &str = "backstage_admin";
-const SENTINEL: &str = "S3ntinel-pw-7d41c9";
-const SCHEDULER_TABLE: &str = "backstage_backend_tasks__knex_migrations";
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn pg() -> &'static Postgres {
-    static ROLE: OnceLock<()> = OnceLock::new();
-    let pg = Postgres::shared();
-    ROLE.get_or_init(|| {
-        pg.create_role(USER, SENTINEL, false);
-        pg.execute("postgres", &format!("ALTER ROLE {USER} SUPERUSER"))
-            .unwrap();
-    });
-    pg
-}
-
-/// Plugin databases with a prefix of their own, dropped at the end.
-struct Plugins {
-    prefix: String,
-    names: Vec<String>,
-    dir: tempfile::TempDir,
-}
-
-impl Plugins {
-    fn new() -> Plugins {
-        let prefix = format!(
-            "t{}_{}_plugin_",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        Plugins {
-            prefix,
-            names: Vec::new(),
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// Creates `<prefix><plugin>`, empty or as a copy of a template.
-    fn create(&mut self, plugin: &str, template: Option<&str>) -> String {
-        let name = format!("{}{plugin}", self.prefix);
-        let template = template
-            .map(|t| format!(" TEMPLATE {}", ident(t)))
-            .unwrap_or_default();
-        pg().execute(
-            "postgres",
-            &format!("CREATE DATABASE {}{template}", ident(&name)),
-        )
-        .unwrap();
-        self.names.push(name.clone());
-        name
-    }
-
-    /// `kubectl-backstage db` with the connection flags and the password in an environment variable.
-    fn db(&self) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::cargo_bin("kubectl-backstage").unwrap();
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap())
-            .env("HOME", self.dir.path())
-            .env("TEST_DB_PASSWORD", SENTINEL)
-            .arg("db")
-            .args([
-                "--db-host",
-                pg().host(),
-                "--db-port",
-                &pg().port().to_string(),
-                "--db-user",
-                USER,
-            ])
-            .args([
-                "--password-env",
-                "TEST_DB_PASSWORD",
-                "--database-prefix",
-                &self.prefix,
-            ]);
-        cmd
-    }
-}
-
-impl Drop for Plugins {
-    fn drop(&mut self) {
-        for name in &self.names {
-            let _ = pg().execute(
-                "postgres",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name)),
-            );
-        }
-    }
-}
-
-fn knex_target(database: &str, package: Package, folder: &str, table: &str) -> KnexTarget {
-    KnexTarget {
-        host: pg().host().into(),
-        port: pg().port(),
-        user: USER.into(),
-        password: SENTINEL.into(),
-        database: database.into(),
-        migrations_dir: KnexRig::get().migrations_dir(package, folder),
-        table: table.into(),
-        search_path: None,
-        ssl_root_cert: None,
-    }
-}
 
 fn knex(target: &KnexTarget, args: &[&str]) -> npm::KnexOutput {
     KnexRig::get().run(target, args)
-}
-
-fn latest(database: &str, package: Package, folder: &str, table: &str) {
-    let out = knex(
-        &knex_target(database, package, folder, table),
-        &["migrate:latest"],
-    );
-    assert_eq!(out.code, 0, "knex migrate:latest failed: {}", out.stderr);
-}
-
-/// Template databases, made once per test binary with the real knex: the catalog at the older and
-/// at the newer version, each with the scheduler's prefixed table.
-fn templates() -> &'static (String, String) {
-    static T: OnceLock<(String, String)> = OnceLock::new();
-    T.get_or_init(|| {
-        let (older, newer) = (
-            format!("tpl{}_catalog_older", std::process::id()),
-            format!("tpl{}_catalog_newer", std::process::id()),
-        );
-        for (name, package) in [(&older, CATALOG_OLDER), (&newer, CATALOG_NEWER)] {
-            pg().execute(
-                "postgres",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name)),
-            )
-            .unwrap();
-            pg().execute("postgres", &format!("CREATE DATABASE {}", ident(name)))
-                .unwrap();
-            latest(name, package, "migrations", "knex_migrations");
-            latest(
-                name,
-                BACKEND_DEFAULTS,
-                "migrations/scheduler",
-                SCHEDULER_TABLE,
-            );
-        }
-        (older, newer)
-    })
 }
 
 /// A node_modules tree holding the catalog at `version` and backend-defaults (symlinks into the npm cache).
@@ -181,17 +46,33 @@ fn node_modules(dir: &Path, catalog: Package) -> PathBuf {
     root
 }
 
-fn run(cmd: &mut assert_cmd::Command) -> (i32, String, String) {
-    let out = cmd.output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    );
+/// `knex migrate:latest` succeeds with nothing to do.
+fn assert_knex_up_to_date(target: &KnexTarget) {
+    let latest = knex(target, &["migrate:latest"]);
+    assert_eq!(latest.code, 0, "{}", latest.stderr);
     assert!(
-        !stdout.contains(SENTINEL) && !stderr.contains(SENTINEL),
-        "the password leaked:\n{stdout}\n{stderr}"
+        latest.stdout.contains("Already up to date"),
+        "{}",
+        latest.stdout
     );
-    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// `db status -o json` against a checkout of `catalog`'s version (which must exit 1: something to
+/// do); the checkout and the document.
+fn status_against(plugins: &Plugins, catalog: Package) -> (PathBuf, Value) {
+    let source = node_modules(plugins.dir.path(), catalog);
+    let status = json_out(
+        plugins
+            .db()
+            .args(["status", "--source", source.to_str().unwrap()]),
+        1,
+    );
+    (source, status)
+}
+
+fn run(cmd: &mut assert_cmd::Command) -> (i32, String, String) {
+    let (status, stdout, stderr) = output_without_password(cmd.output().unwrap(), SENTINEL);
+    (status.code().unwrap_or(-1), stdout, stderr)
 }
 
 fn json_out(cmd: &mut assert_cmd::Command, want_code: i32) -> Value {
@@ -240,22 +121,6 @@ fn names(values: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Everything in a database's catalog that could change: tables, and the rows of the Knex tables.
-fn snapshot(database: &str) -> String {
-    let mut client = pg().client(database);
-    let mut out = String::new();
-    for row in client.query("SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog','information_schema') ORDER BY 1, 2", &[]).unwrap() {
-        let (schema, table): (String, String) = (row.get(0), row.get(1));
-        out.push_str(&format!("{schema}.{table}\n"));
-        if table.ends_with("knex_migrations") || table.ends_with("knex_migrations_lock") {
-            for r in client.query(&format!("SELECT row_to_json(t)::text FROM {}.{} t ORDER BY 1", ident(&schema), ident(&table)), &[]).unwrap() {
-                out.push_str(&format!("  {}\n", r.get::<_, String>(0)));
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn list_and_status_of_every_plugin_and_table_match_knex() {
     let (older, _) = templates();
@@ -302,13 +167,7 @@ fn list_and_status_of_every_plugin_and_table_match_knex() {
 
     // Upgrade: the newer code's files against the older database: exactly the added migrations pend.
     let before = snapshot(&catalog);
-    let source = node_modules(plugins.dir.path(), CATALOG_NEWER);
-    let status = json_out(
-        plugins
-            .db()
-            .args(["status", "--source", source.to_str().unwrap()]),
-        1,
-    );
+    let (source, status) = status_against(&plugins, CATALOG_NEWER);
     assert_eq!(status["kind"], "DbStatus");
     assert_eq!(status["source"], format!("dir:{}", source.display()));
     let t = table_of(&status, "catalog", "knex_migrations");
@@ -418,14 +277,7 @@ fn downgrade_shows_missing_with_knex_own_error_and_status_never_writes() {
     pg().execute(&catalog, &format!("DELETE FROM {SCHEDULER_TABLE}_lock"))
         .unwrap();
     let before = snapshot(&catalog);
-    let source = node_modules(plugins.dir.path(), CATALOG_OLDER);
-
-    let status = json_out(
-        plugins
-            .db()
-            .args(["status", "--source", source.to_str().unwrap()]),
-        1,
-    );
+    let (source, status) = status_against(&plugins, CATALOG_OLDER);
     let t = table_of(&status, "catalog", "knex_migrations");
     assert_eq!(names(&t["missing"]), CATALOG_ADDED);
     assert_eq!(names(&t["pending"]), Vec::<String>::new());
@@ -460,13 +312,18 @@ fn downgrade_shows_missing_with_knex_own_error_and_status_never_writes() {
     assert!(table.contains(&format!("catalog knex_migrations: missing (the database is ahead of the code; Backstage would fail with \"The migration directory is corrupt\"): {}, {}", CATALOG_ADDED[0], CATALOG_ADDED[1])), "{table}");
 }
 
-#[test]
-fn held_lock_is_reported_and_unlock_releases_it_like_knex() {
-    let (older, _) = templates();
-    let mut plugins = Plugins::new();
-    let catalog = plugins.create("catalog", Some(older));
+/// `catalog` at the older version, its migration lock held.
+fn held_catalog(plugins: &mut Plugins) -> String {
+    let catalog = plugins.create("catalog", Some(&templates().0));
     pg().execute(&catalog, "UPDATE knex_migrations_lock SET is_locked = 1")
         .unwrap();
+    catalog
+}
+
+#[test]
+fn held_lock_is_reported_and_unlock_releases_it_like_knex() {
+    let mut plugins = Plugins::new();
+    let catalog = held_catalog(&mut plugins);
     let older_files = knex_target(&catalog, CATALOG_OLDER, "migrations", "knex_migrations");
     let real = knex(&older_files, &["migrate:latest"]);
     assert_ne!(real.code, 0);
@@ -518,13 +375,7 @@ fn held_lock_is_reported_and_unlock_releases_it_like_knex() {
     let mut client = pg().client(&catalog);
     let rows: Vec<i32> = column(&mut client, "SELECT is_locked FROM knex_migrations_lock");
     assert_eq!(rows, vec![0]);
-    let latest = knex(&older_files, &["migrate:latest"]);
-    assert_eq!(latest.code, 0, "{}", latest.stderr);
-    assert!(
-        latest.stdout.contains("Already up to date"),
-        "{}",
-        latest.stdout
-    );
+    assert_knex_up_to_date(&older_files);
     let (_, out, _) = run(plugins
         .db()
         .args(["unlock", "--plugin", "catalog", "--force"]));
@@ -759,16 +610,14 @@ fn psql_gets_the_password_through_a_nameless_0600_file_and_its_exit_code_passes_
     std::fs::create_dir_all(&bin).unwrap();
     let record = plugins.dir.path().join("record");
     let real = which("psql");
-    std::fs::write(
-        bin.join("psql"),
-        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{r}.args'\nstat -L -c %a \"$PGPASSFILE\" > '{r}.mode'\necho \"$PGPASSFILE\" > '{r}.file'\nenv > '{r}.env'\nexec '{real}' \"$@\"\n", r = record.display(), real = real.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        bin.join("psql"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    executable(
+        &bin.join("psql"),
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{r}.args'\nstat -L -c %a \"$PGPASSFILE\" > '{r}.mode'\necho \"$PGPASSFILE\" > '{r}.file'\nenv > '{r}.env'\nexec '{real}' \"$@\"\n",
+            r = record.display(),
+            real = real.display()
+        ),
+    );
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
 
     let (code, out, err) = run(plugins.db().env("PATH", &path).args([
@@ -862,27 +711,21 @@ fn verbose_logs_name_where_the_password_came_from_but_never_the_password() {
     );
 }
 
-fn which(program: &str) -> PathBuf {
-    std::env::split_paths(&std::env::var_os("PATH").unwrap())
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{program} not on PATH"))
+/// The pod `namespace/name` of the fake cluster with its container running but not ready (a backend
+/// starting, maybe migrating right now), not applied yet.
+fn unready_pod(cluster: &rig::Rig, namespace: &str, name: &str) -> Value {
+    let mut pod = cluster.server.get("Pod", namespace, name).unwrap();
+    pod["status"]["containerStatuses"][0]["ready"] = json!(false);
+    pod
 }
 
 #[test]
 fn unlock_refuses_while_a_backend_pod_is_starting() {
-    let (older, _) = templates();
     let mut plugins = Plugins::new();
-    let catalog = plugins.create("catalog", Some(older));
-    pg().execute(&catalog, "UPDATE knex_migrations_lock SET is_locked = 1")
-        .unwrap();
+    let catalog = held_catalog(&mut plugins);
     let cluster = rig::Rig::incident();
     // A new backend pod whose container runs but is not ready yet: it may be migrating right now.
-    let mut pod = cluster
-        .server
-        .get("Pod", "backstage-staging", "backstage-5f6d7c8b9a-h2kxm")
-        .unwrap();
-    pod["status"]["containerStatuses"][0]["ready"] = json!(false);
+    let mut pod = unready_pod(&cluster, "backstage-staging", "backstage-5f6d7c8b9a-h2kxm");
     pod["status"]["conditions"] = json!([{"type": "Ready", "status": "False"}]);
     cluster.server.apply(pod);
     let before = snapshot(&catalog);
@@ -933,17 +776,8 @@ fn password_from_key_vault_through_the_azure_sdk() {
     cmd.env_clear()
         .env("HOME", plugins.dir.path())
         .envs(vault.env(&std::env::var("PATH").unwrap()));
-    cmd.args([
-        "db",
-        "--db-host",
-        pg().host(),
-        "--db-port",
-        &pg().port().to_string(),
-        "--db-user",
-        USER,
-        "--database-prefix",
-        &plugins.prefix,
-    ]);
+    cmd.arg("db")
+        .args(postgres::connection_flags(USER, None, &plugins.prefix));
     cmd.args([
         "--vault",
         "sbox-intsvc",
@@ -984,6 +818,28 @@ fn password_from_key_vault_through_the_azure_sdk() {
 
 // ---- db plan and db rollback -------------------------------------------------------------------
 
+/// The flags of a rollback with the local Knex runner on the checkout `dir`, confirmed.
+fn local_runner(dir: &Path) -> Vec<String> {
+    vec![
+        "--runner".to_string(),
+        "local".into(),
+        "--source".into(),
+        dir.display().to_string(),
+        "--yes".into(),
+    ]
+}
+
+/// The rollback's output names the two migrations 4.0.0 added, newest first.
+fn assert_rolled_back_the_added(out: &str) {
+    assert!(
+        out.contains(&format!(
+            "Rolled back: {}, {}\n",
+            CATALOG_ADDED[1], CATALOG_ADDED[0]
+        )),
+        "{out}"
+    );
+}
+
 /// The last migration catalog-backend 3.8.0 has (4.0.0 adds two after it).
 const OLDER_LAST: &str = "20260609000000_drop_search_entity_id_idx.js";
 
@@ -1007,29 +863,6 @@ fn schema_state(database: &str) -> String {
     out
 }
 
-/// A folder standing for a container's filesystem (or a local checkout): `node_modules` with the real
-/// knex and pg, the catalog at `catalog`'s version and backend-defaults.
-fn checkout(dir: &Path, name: &str, catalog: Package) -> PathBuf {
-    let root = dir.join(name);
-    let modules = root.join("node_modules");
-    std::fs::create_dir_all(modules.join("@backstage")).unwrap();
-    for package in ["knex", "pg"] {
-        std::os::unix::fs::symlink(
-            KnexRig::get().node_modules().join(package),
-            modules.join(package),
-        )
-        .unwrap();
-    }
-    for package in [catalog, BACKEND_DEFAULTS] {
-        std::os::unix::fs::symlink(
-            KnexRig::get().package_dir(package),
-            modules.join(package.name),
-        )
-        .unwrap();
-    }
-    root
-}
-
 /// A fake API server whose two ready Backstage pods run the newer image, with a `node` on their PATH
 /// that records its arguments.
 fn newer_pods(plugins: &Plugins) -> (rig::Rig, PathBuf) {
@@ -1038,20 +871,14 @@ fn newer_pods(plugins: &Plugins) -> (rig::Rig, PathBuf) {
     let bin = plugins.dir.path().join("pod-bin");
     std::fs::create_dir_all(&bin).unwrap();
     let record = plugins.dir.path().join("node-args.log");
-    std::fs::write(
-        bin.join("node"),
-        format!(
+    executable(
+        &bin.join("node"),
+        &format!(
             "#!/bin/sh\nprintf '%s\\n' \"$@\" >> '{}'\nexec '{}' \"$@\"\n",
             record.display(),
             which("node").display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        bin.join("node"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    );
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     for pod in ["backstage-6c9f8d7b54-k4m2x", "backstage-6c9f8d7b54-q8zvn"] {
         cluster.server.set_pod_root(pod, &root);
@@ -1218,13 +1045,7 @@ fn downgrade_story_plan_then_rollback_in_the_newer_pod_matches_knex_down() {
         "--yes",
     ]));
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(
-        out.contains(&format!(
-            "Rolled back: {}, {}\n",
-            CATALOG_ADDED[1], CATALOG_ADDED[0]
-        )),
-        "{out}"
-    );
+    assert_rolled_back_the_added(&out);
     assert!(
         out.contains("Status now (against pod:backstage-6c9f8d7b54-k4m2x)"),
         "{out}"
@@ -1242,13 +1063,7 @@ fn downgrade_story_plan_then_rollback_in_the_newer_pod_matches_knex_down() {
     );
     // And the older version now starts clean.
     let older_files = knex_target(&catalog, CATALOG_OLDER, "migrations", "knex_migrations");
-    let latest = knex(&older_files, &["migrate:latest"]);
-    assert_eq!(latest.code, 0, "{}", latest.stderr);
-    assert!(
-        latest.stdout.contains("Already up to date"),
-        "{}",
-        latest.stdout
-    );
+    assert_knex_up_to_date(&older_files);
 
     // The password travelled on stdin only: not in node's arguments, not in any API request.
     let args = std::fs::read_to_string(&node_args).unwrap();
@@ -1276,29 +1091,16 @@ fn last_batch_with_the_local_runner_matches_knex_rollback() {
         latest(db, CATALOG_NEWER, "migrations", "knex_migrations");
     }
     let newer = checkout(plugins.dir.path(), "newer", CATALOG_NEWER);
-    let (code, out, err) = run(plugins.db().args([
-        "rollback",
-        "--plugin",
-        "catalog",
-        "--last-batch",
-        "--runner",
-        "local",
-        "--source",
-        newer.to_str().unwrap(),
-        "--yes",
-    ]));
+    let (code, out, err) = run(plugins
+        .db()
+        .args(["rollback", "--plugin", "catalog", "--last-batch"])
+        .args(local_runner(&newer)));
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
         err.contains("warning: no cluster to check for starting pods"),
         "{err}"
     );
-    assert!(
-        out.contains(&format!(
-            "Rolled back: {}, {}\n",
-            CATALOG_ADDED[1], CATALOG_ADDED[0]
-        )),
-        "{out}"
-    );
+    assert_rolled_back_the_added(&out);
     let rollback = knex(
         &knex_target(&reference, CATALOG_NEWER, "migrations", "knex_migrations"),
         &["migrate:rollback"],
@@ -1310,20 +1112,17 @@ fn last_batch_with_the_local_runner_matches_knex_rollback() {
     );
 
     // One named migration, `.js` left off, as `knex migrate:down NAME`.
-    let (code, _, err) = run(plugins.db().args([
-        "rollback",
-        "--plugin",
-        "catalog",
-        "--migration",
-        &OLDER_LAST.replace(".js", ""),
-        "--runner",
-        "local",
-        "--source",
-        newer.to_str().unwrap(),
-        "--yes",
-        "-o",
-        "json",
-    ]));
+    let (code, _, err) = run(plugins
+        .db()
+        .args([
+            "rollback",
+            "--plugin",
+            "catalog",
+            "--migration",
+            &OLDER_LAST.replace(".js", ""),
+        ])
+        .args(local_runner(&newer))
+        .args(["-o", "json"]));
     assert_eq!(code, 0, "{err}");
     let down = knex(
         &knex_target(&reference, CATALOG_NEWER, "migrations", "knex_migrations"),
@@ -1343,15 +1142,6 @@ fn rollback_refusals_change_nothing() {
     let catalog = plugins.create("catalog", Some(newer));
     let newer_dir = checkout(plugins.dir.path(), "newer", CATALOG_NEWER);
     let older_dir = checkout(plugins.dir.path(), "older", CATALOG_OLDER);
-    let local = |dir: &Path| {
-        vec![
-            "--runner".to_string(),
-            "local".into(),
-            "--source".into(),
-            dir.display().to_string(),
-            "--yes".into(),
-        ]
-    };
     let before = schema_state(&catalog);
     let refuse = |cmd: &mut assert_cmd::Command, want: &str| {
         let (code, out, err) = run(cmd);
@@ -1371,7 +1161,7 @@ fn rollback_refusals_change_nothing() {
     let (code, _, err) = run(plugins
         .db()
         .args(["rollback", "--plugin", "catalog", "--last-batch"])
-        .args(local(&newer_dir)));
+        .args(local_runner(&newer_dir)));
     assert_eq!(code, 2);
     assert!(
         err.starts_with(
@@ -1383,58 +1173,52 @@ fn rollback_refusals_change_nothing() {
     pg().execute(&catalog, "UPDATE knex_migrations_lock SET is_locked = 0")
         .unwrap();
 
-    refuse(
-        plugins
-            .db()
-            .args([
-                "rollback",
-                "--plugin",
-                "catalog",
-                "--migration",
-                "20990101000000_never.js",
-            ])
-            .args(local(&newer_dir)),
-        "error: migration \"20990101000000_never.js\" is not completed in",
+    let missing_files = format!(
+        "error: files are missing from the runner's source dir:{}: knex would refuse: The migration directory is corrupt",
+        older_dir.display()
     );
-    refuse(
-        plugins
-            .db()
-            .args(["rollback", "--plugin", "catalog", "--to", OLDER_LAST])
-            .args(local(&older_dir)),
-        &format!(
-            "error: files are missing from the runner's source dir:{}: knex would refuse: The migration directory is corrupt",
-            older_dir.display()
+    // (rollback flags after `--plugin catalog`, the runner's source, the error line's start)
+    let refusals: [(&[&str], &Path, &str); 3] = [
+        (
+            &["--migration", "20990101000000_never.js"],
+            &newer_dir,
+            "error: migration \"20990101000000_never.js\" is not completed in",
         ),
-    );
-    refuse(
-        plugins
-            .db()
-            .args([
-                "rollback",
-                "--plugin",
-                "catalog",
+        (&["--to", OLDER_LAST], &older_dir, &missing_files),
+        (
+            &[
                 "--table",
                 "incremental_ingestion__knex_migrations",
                 "--last-batch",
-            ])
-            .args(local(&newer_dir)),
-        "error: plugin \"catalog\" has no migration table",
-    );
+            ],
+            &newer_dir,
+            "error: plugin \"catalog\" has no migration table",
+        ),
+    ];
+    for (flags, source, want) in refusals {
+        refuse(
+            plugins
+                .db()
+                .args(["rollback", "--plugin", "catalog"])
+                .args(flags)
+                .args(local_runner(source)),
+            want,
+        );
+    }
 
     // A backend pod starting (maybe migrating with the older code right now).
     let cluster = rig::Rig::incident();
-    let mut pod = cluster
-        .server
-        .get("Pod", "backstage", "backstage-6c9f8d7b54-k4m2x")
-        .unwrap();
-    pod["status"]["containerStatuses"][0]["ready"] = json!(false);
-    cluster.server.apply(pod);
+    cluster.server.apply(unready_pod(
+        &cluster,
+        "backstage",
+        "backstage-6c9f8d7b54-k4m2x",
+    ));
     refuse(
         plugins
             .db()
             .env("KUBECONFIG", &cluster.kubeconfig)
             .args(["rollback", "--plugin", "catalog", "--to", OLDER_LAST])
-            .args(local(&newer_dir)),
+            .args(local_runner(&newer_dir)),
         "error: refusing to roll back: pod backstage-6c9f8d7b54-k4m2x in namespace backstage is starting",
     );
     // --runner pod without a cluster.
@@ -1452,14 +1236,7 @@ fn a_rollback_that_fails_part_way_says_what_was_undone_and_frees_the_lock() {
     let demo = plugins.create("demo", None);
     // A plugin whose middle migration cannot be undone.
     let checkout = plugins.dir.path().join("demo-checkout");
-    let package = checkout.join("node_modules/@acme/plugin-demo-backend");
-    std::fs::create_dir_all(package.join("migrations")).unwrap();
-    std::fs::write(
-        package.join("package.json"),
-        r#"{"name":"@acme/plugin-demo-backend","version":"1.0.0"}"#,
-    )
-    .unwrap();
-    for (file, table, down) in [
+    let migrations: Vec<(&str, String)> = [
         (
             "20250101000000_a.js",
             "demo_a",
@@ -1475,13 +1252,16 @@ fn a_rollback_that_fails_part_way_says_what_was_undone_and_frees_the_lock() {
             "demo_c",
             "await knex.schema.dropTable('demo_c');",
         ),
-    ] {
-        std::fs::write(
-            package.join("migrations").join(file),
+    ]
+    .into_iter()
+    .map(|(file, table, down)| {
+        (
+            file,
             format!("exports.up = async (knex) => {{ await knex.schema.createTable('{table}', (t) => {{ t.increments('id'); }}); }};\nexports.down = async (knex) => {{ {down} }};\n"),
         )
-        .unwrap();
-    }
+    })
+    .collect();
+    let package = demo_plugin_package(&checkout, &migrations);
     for module in ["knex", "pg"] {
         std::os::unix::fs::symlink(
             KnexRig::get().node_modules().join(module),
@@ -1493,18 +1273,16 @@ fn a_rollback_that_fails_part_way_says_what_was_undone_and_frees_the_lock() {
     target.migrations_dir = package.join("migrations");
     assert_eq!(knex(&target, &["migrate:latest"]).code, 0);
 
-    let (code, out, err) = run(plugins.db().args([
-        "rollback",
-        "--plugin",
-        "demo",
-        "--to",
-        "20250101000000_a.js",
-        "--runner",
-        "local",
-        "--source",
-        checkout.to_str().unwrap(),
-        "--yes",
-    ]));
+    let (code, out, err) = run(plugins
+        .db()
+        .args([
+            "rollback",
+            "--plugin",
+            "demo",
+            "--to",
+            "20250101000000_a.js",
+        ])
+        .args(local_runner(&checkout)));
     // Changed part-way: exit 3, not 2 ("nothing changed"); the report is read back from the database.
     assert_eq!(code, 3, "{out}\n{err}");
     assert!(out.contains("Rolled back: 20250103000000_c.js\nNOT rolled back (still applied): 20250102000000_b.js\nKnex stopped with: boom: demo_b cannot be undone\n"), "{out}\n{err}");

@@ -12,16 +12,13 @@ mod postgres;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use postgres::{Postgres, ident};
+use postgres::{Postgres, plugin_prefix};
 
 /// A run of the plugin that has not ended by then has hung.
 const HANG_GUARD: Duration = Duration::from_secs(90);
 const PASSWORD_VAR: &str = "TEST_DB_PASSWORD";
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// How a fake server behaves once it has accepted a connection.
 #[derive(Clone, Copy)]
@@ -274,16 +271,11 @@ struct Plugins {
 
 impl Plugins {
     fn new(plugins: &[&str]) -> Plugins {
-        let prefix = format!(
-            "n{}_{}_plugin_",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
+        let prefix = plugin_prefix('n');
         let mut names = Vec::new();
         for plugin in plugins {
             let name = format!("{prefix}{plugin}");
-            pg().execute("postgres", &format!("CREATE DATABASE {}", ident(&name)))
-                .unwrap();
+            pg().create_named(&name);
             pg().execute(
                 &name,
                 "CREATE TABLE knex_migrations (id serial PRIMARY KEY, name varchar(255), batch integer, migration_time timestamptz); \
@@ -307,10 +299,7 @@ impl Plugins {
 impl Drop for Plugins {
     fn drop(&mut self) {
         for name in &self.names {
-            let _ = pg().execute(
-                "postgres",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name)),
-            );
+            pg().drop_named(name);
         }
     }
 }

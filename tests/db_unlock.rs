@@ -11,12 +11,10 @@ mod postgres;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use npm::{KnexRig, KnexTarget};
-use postgres::{Postgres, ident};
+use postgres::{Postgres, connection_flags, ident, output_without_password, plugin_prefix};
 use serde_json::{Value, json};
 
 const USER: &str = "backstage_admin";
@@ -24,17 +22,8 @@ const SENTINEL: &str = "S3ntinel-pw-unlock-5e1";
 const SCHEDULER: &str = "backstage_backend_tasks__knex_migrations";
 const NO_TERMINAL: &str = "error: refusing to change the database without confirmation: stdin is not a terminal; pass --yes (or --dry-run to only see the plan)\n";
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
 fn pg() -> &'static Postgres {
-    static ROLE: OnceLock<()> = OnceLock::new();
-    let pg = Postgres::shared();
-    ROLE.get_or_init(|| {
-        pg.create_role(USER, SENTINEL, false);
-        pg.execute("postgres", &format!("ALTER ROLE {USER} SUPERUSER"))
-            .unwrap();
-    });
-    pg
+    Postgres::shared_with_admin(USER, SENTINEL)
 }
 
 /// One plugin database, `catalog`, with two Knex migration tables made by `knex migrate:latest`
@@ -48,14 +37,9 @@ struct Catalog {
 
 impl Catalog {
     fn new() -> Catalog {
-        let prefix = format!(
-            "u{}_{}_plugin_",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
+        let prefix = plugin_prefix('u');
         let database = format!("{prefix}catalog");
-        pg().execute("postgres", &format!("CREATE DATABASE {}", ident(&database)))
-            .unwrap();
+        pg().create_named(&database);
         let dir = tempfile::tempdir().unwrap();
         let migrations = dir.path().join("migrations");
         std::fs::create_dir(&migrations).unwrap();
@@ -150,22 +134,13 @@ impl Catalog {
     }
 
     fn args(&self) -> Vec<String> {
-        [
-            "db",
-            "--db-host",
-            pg().host(),
-            "--db-port",
-            &pg().port().to_string(),
-            "--db-user",
+        let mut args = vec!["db".to_string()];
+        args.extend(connection_flags(
             USER,
-            "--password-env",
-            "TEST_DB_PASSWORD",
-            "--database-prefix",
+            Some("TEST_DB_PASSWORD"),
             &self.prefix,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        ));
+        args
     }
 
     fn command(&self, program: &Path) -> Command {
@@ -207,13 +182,7 @@ impl Catalog {
 
 impl Drop for Catalog {
     fn drop(&mut self) {
-        let _ = pg().execute(
-            "postgres",
-            &format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                ident(&self.database)
-            ),
-        );
+        pg().drop_named(&self.database);
     }
 }
 
@@ -222,16 +191,8 @@ fn binary() -> std::path::PathBuf {
 }
 
 fn run(cmd: &mut Command) -> (i32, String, String) {
-    let out = cmd.output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    );
-    assert!(
-        !stdout.contains(SENTINEL) && !stderr.contains(SENTINEL),
-        "the password leaked:\n{stdout}\n{stderr}"
-    );
-    (out.status.code().unwrap_or(-1), stdout, stderr)
+    let (status, stdout, stderr) = output_without_password(cmd.output().unwrap(), SENTINEL);
+    (status.code().unwrap_or(-1), stdout, stderr)
 }
 
 const NO_WRITES: (Vec<(String, String)>, i64) = (Vec::new(), 0);
@@ -378,6 +339,18 @@ fn hold_rows(catalog: &Catalog, table: &str) -> ::postgres::Transaction<'static>
     transaction
 }
 
+/// `unlock --yes` started while another session holds the lock rows, once it waits for them.
+fn unlock_waiting_for(catalog: &Catalog) -> std::process::Child {
+    let child = catalog
+        .unlock(&["--yes", "--request-timeout", "120s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_the_plugin_waits(catalog);
+    child
+}
+
 /// Waits until the plugin's session waits for a row lock in the database.
 fn wait_until_the_plugin_waits(catalog: &Catalog) {
     let mut client = pg().client("postgres");
@@ -426,13 +399,7 @@ fn a_session_holding_the_lock_rows_is_waited_for_never_overwritten() {
     // The holder frees the lock itself while the plugin waits: the plugin reads the row again under
     // its own row lock and leaves it alone.
     let mut holder = hold_rows(&catalog, "knex_migrations");
-    let child = catalog
-        .unlock(&["--yes", "--request-timeout", "120s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until_the_plugin_waits(&catalog);
+    let child = unlock_waiting_for(&catalog);
     holder
         .execute("UPDATE knex_migrations_lock SET is_locked = 0", &[])
         .unwrap();
@@ -459,13 +426,7 @@ fn a_session_holding_the_lock_rows_is_waited_for_never_overwritten() {
     // The holder commits without freeing it: the plugin, having waited, releases it.
     catalog.hold("knex_migrations");
     let holder = hold_rows(&catalog, "knex_migrations");
-    let child = catalog
-        .unlock(&["--yes", "--request-timeout", "120s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until_the_plugin_waits(&catalog);
+    let child = unlock_waiting_for(&catalog);
     holder.commit().unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");

@@ -4,7 +4,6 @@
 #[path = "support/rig.rs"]
 mod rig;
 
-use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 use backstage_testkit::{Expiry, Fixtures, ServerOptions};
@@ -319,14 +318,10 @@ fn table_columns_wide_and_yaml() {
 #[test]
 fn watch_prints_new_events_as_they_come() {
     let rig = Rig::incident();
-    let mut child = rig
-        .plugin_process()
-        .args(["events", "--watch", "-o", "json", "--types", "Warning"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    rig::kill_after(&child, Duration::from_secs(60));
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = rig.watch(
+        &["events", "--watch", "-o", "json", "--types", "Warning"],
+        Duration::from_secs(60),
+    );
     for _ in 0..11 {
         let row = json(&lines.next().unwrap().unwrap());
         assert_eq!(row["type"], "Warning");
@@ -371,15 +366,10 @@ fn warning_event(rig: &Rig, name: &str) {
 #[test]
 fn watch_lists_again_after_410_gone_and_shows_only_what_is_new() {
     let rig = Rig::incident();
-    let mut child = rig
-        .plugin_process()
-        .args(["events", "--watch", "-o", "json", "--types", "Warning"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    rig::kill_after(&child, Duration::from_secs(90));
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = rig.watch(
+        &["events", "--watch", "-o", "json", "--types", "Warning"],
+        Duration::from_secs(90),
+    );
     for _ in 0..11 {
         lines.next().unwrap().unwrap();
     }

@@ -3,22 +3,11 @@
 #[path = "support/rig.rs"]
 mod rig;
 
-use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
-use backstage_testkit::{Expiry, RecordedRequest};
+use backstage_testkit::{Expiry, INCIDENT_PODS as PODS, RecordedRequest};
 use rig::{Rig, json, run, stdout_of};
 use serde_json::{Value, json};
-
-const PODS: [&str; 7] = [
-    "backstage-6c9f8d7b54-k4m2x",
-    "backstage-6c9f8d7b54-q8zvn",
-    "backstage-7d9f6b5c8-x2x7p",
-    "backstage-postgresql-0",
-    "backstage-pr-1234-5b7c9d8f6d-wq9rt",
-    "backstage-worker-59c8d7f6b-mz5ql",
-    "backstage-worker-8f7b6c5d4-r7tjh",
-];
 
 fn health_json(rig: &Rig, args: &[&str]) -> (i32, Value) {
     let (code, out, err) = run(rig.plugin().arg("health").args(args).args(["-o", "json"]));
@@ -407,14 +396,10 @@ fn wait_returns_0_once_the_rollout_completes() {
 #[test]
 fn watch_redraws_when_a_pod_changes() {
     let rig = Rig::incident();
-    let mut child = rig
-        .plugin_process()
-        .args(["health", "-n", "backstage-staging", "--watch", "-o", "json"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    rig::kill_after(&child, Duration::from_secs(60));
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = rig.watch(
+        &["health", "-n", "backstage-staging", "--watch", "-o", "json"],
+        Duration::from_secs(60),
+    );
     let first = json(&lines.next().unwrap().unwrap());
     assert_eq!(first["pods"][0]["status"], "Running");
     let lists_before = rig
@@ -484,15 +469,10 @@ fn next_matching(
 #[test]
 fn watch_lists_again_and_goes_on_when_the_resource_version_expires() {
     let rig = Rig::incident();
-    let mut child = rig
-        .plugin_process()
-        .args(["health", "-n", "backstage-staging", "--watch", "-o", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    rig::kill_after(&child, Duration::from_secs(90));
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = rig.watch(
+        &["health", "-n", "backstage-staging", "--watch", "-o", "json"],
+        Duration::from_secs(90),
+    );
     let first = json(&lines.next().unwrap().unwrap());
     assert_eq!(first["pods"][0]["status"], "Running");
     let name = "backstage-5f6d7c8b9a-h2kxm";

@@ -87,6 +87,17 @@ struct Checker {
     seen: BTreeSet<String>,
 }
 
+/// An object about one plugin database: `plugin`, `database` and `schema`, then `keys`.
+fn in_database(keys: Vec<Key>) -> Vec<Key> {
+    let mut all = vec![
+        req("plugin", T::Str),
+        req("database", T::Str),
+        req("schema", null(T::Str)),
+    ];
+    all.extend(keys);
+    all
+}
+
 fn is_camel_case(key: &str) -> bool {
     key.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && key.chars().all(|c| c.is_ascii_alphanumeric())
@@ -567,12 +578,7 @@ fn status_schema() -> T {
         req("source", null(T::Str)),
         req(
             "databases",
-            list(obj(vec![
-                req("plugin", T::Str),
-                req("database", T::Str),
-                req("schema", null(T::Str)),
-                req("tables", list(table_status())),
-            ])),
+            list(obj(in_database(vec![req("tables", list(table_status()))]))),
         ),
     ])
 }
@@ -683,12 +689,7 @@ fn db_list_current_version_plan_and_rollback_dry_run_documents() {
         req("host", T::Str),
         req(
             "databases",
-            list(obj(vec![
-                req("plugin", T::Str),
-                req("database", T::Str),
-                req("schema", null(T::Str)),
-                req("tables", list(T::Str)),
-            ])),
+            list(obj(in_database(vec![req("tables", list(T::Str))]))),
         ),
     ]);
     assert_contract(
@@ -746,10 +747,7 @@ fn db_list_current_version_plan_and_rollback_dry_run_documents() {
         req("rollbackNeeded", T::Bool),
         req(
             "databases",
-            list(obj(vec![
-                req("plugin", T::Str),
-                req("database", T::Str),
-                req("schema", null(T::Str)),
+            list(obj(in_database(vec![
                 req(
                     "tables",
                     list(obj(vec![
@@ -760,7 +758,7 @@ fn db_list_current_version_plan_and_rollback_dry_run_documents() {
                     ])),
                 ),
                 req("notInTarget", list(T::Str)),
-            ])),
+            ]))),
         ),
     ]);
     assert_contract(

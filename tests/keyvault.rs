@@ -13,7 +13,7 @@ use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use keyvault::{AZ_TOKEN, AzLogin, FakeKeyVault, SCOPE, TENANT_ID};
+use keyvault::{AZ_TOKEN, AzLogin, FakeKeyVault, RecordedRequest, SCOPE, TENANT_ID};
 use kubectl_backstage::options::AzureAuth;
 use kubectl_backstage::secrets::{KeyVaultSecret, SecretError, read_secret};
 
@@ -157,6 +157,53 @@ fn with(mut env: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String, 
     env
 }
 
+/// `read` of `secret` from the fake vault, with the fake's environment and the default auth.
+fn read_default(fake: &FakeKeyVault, secret: &str) -> Outcome {
+    read(&fake.vault_url(), secret, None, &fake.env(BASE_PATH))
+}
+
+/// The fake's environment without `key`.
+fn env_without(fake: &FakeKeyVault, key: &str) -> Vec<(String, String)> {
+    fake.env(BASE_PATH)
+        .into_iter()
+        .filter(|(k, _)| k != key)
+        .collect()
+}
+
+/// The fake's environment with a service principal whose client secret is `client_secret`.
+fn service_principal_env(fake: &FakeKeyVault, client_secret: &str) -> Vec<(String, String)> {
+    with(
+        fake.env(BASE_PATH),
+        &[
+            ("AZURE_CLIENT_ID", SP_ID),
+            ("AZURE_CLIENT_SECRET", client_secret),
+            ("AZURE_TENANT_ID", TENANT_ID),
+        ],
+    )
+}
+
+/// The HTTP statuses the vault answered, in order.
+fn vault_statuses(fake: &FakeKeyVault) -> Vec<u16> {
+    fake.vault_requests().iter().map(|r| r.status).collect()
+}
+
+/// The requests to Entra ID's token endpoint.
+fn token_requests(fake: &FakeKeyVault) -> Vec<RecordedRequest> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.host == "login.microsoftonline.com")
+        .collect()
+}
+
+/// A port of 127.0.0.1 that nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// No request to the fake carried the secret's value.
 fn assert_value_never_sent(fake: &FakeKeyVault) {
     for r in fake.requests() {
@@ -182,7 +229,7 @@ fn assert_clean(message: &str) {
 #[test]
 fn reads_the_secret_with_the_azure_cli_login() {
     let fake = fake();
-    let outcome = read(&fake.vault_url(), "db-password", None, &fake.env(BASE_PATH));
+    let outcome = read_default(&fake, "db-password");
     assert_eq!(outcome, Outcome::Value(SECRET_VALUE.into()));
 
     // The challenge flow: first without a token (401), then with the CLI's token.
@@ -220,11 +267,7 @@ fn reads_the_secret_with_the_azure_cli_login() {
 #[test]
 fn the_test_ca_is_what_makes_the_fake_trusted() {
     let fake = fake();
-    let env: Vec<_> = fake
-        .env(BASE_PATH)
-        .into_iter()
-        .filter(|(k, _)| k != "SSL_CERT_FILE")
-        .collect();
+    let env = env_without(&fake, "SSL_CERT_FILE");
     let outcome = read(&fake.vault_url(), "db-password", None, &env);
     assert_eq!(
         outcome,
@@ -243,7 +286,7 @@ fn the_test_ca_is_what_makes_the_fake_trusted() {
 #[test]
 fn a_forbidden_secret_is_403() {
     let fake = fake();
-    let outcome = read(&fake.vault_url(), "locked", None, &fake.env(BASE_PATH));
+    let outcome = read_default(&fake, "locked");
     assert_eq!(
         outcome,
         Outcome::Error(
@@ -253,24 +296,13 @@ fn a_forbidden_secret_is_403() {
                 .into()
         )
     );
-    assert_eq!(
-        fake.vault_requests()
-            .iter()
-            .map(|r| r.status)
-            .collect::<Vec<_>>(),
-        vec![401, 403]
-    );
+    assert_eq!(vault_statuses(&fake), vec![401, 403]);
 }
 
 #[test]
 fn an_unknown_secret_is_404() {
     let fake = fake();
-    let outcome = read(
-        &fake.vault_url(),
-        "no-such-secret",
-        None,
-        &fake.env(BASE_PATH),
-    );
+    let outcome = read_default(&fake, "no-such-secret");
     assert_eq!(
         outcome,
         Outcome::Error(
@@ -279,20 +311,14 @@ fn an_unknown_secret_is_404() {
                 .into()
         )
     );
-    assert_eq!(
-        fake.vault_requests()
-            .iter()
-            .map(|r| r.status)
-            .collect::<Vec<_>>(),
-        vec![401, 404]
-    );
+    assert_eq!(vault_statuses(&fake), vec![401, 404]);
 }
 
 #[test]
 fn not_signed_in_to_the_azure_cli() {
     let fake = fake();
     fake.set_az(AzLogin::NotSignedIn);
-    let outcome = read(&fake.vault_url(), "db-password", None, &fake.env(BASE_PATH));
+    let outcome = read_default(&fake, "db-password");
     assert_eq!(
         outcome,
         Outcome::Error(
@@ -312,11 +338,7 @@ fn not_signed_in_to_the_azure_cli() {
 #[test]
 fn no_az_on_the_path() {
     let fake = fake();
-    let env: Vec<_> = fake
-        .env(BASE_PATH)
-        .into_iter()
-        .filter(|(k, _)| k != "PATH")
-        .collect();
+    let env = env_without(&fake, "PATH");
     let outcome = read(&fake.vault_url(), "db-password", None, &env);
     assert_eq!(
         outcome,
@@ -332,9 +354,7 @@ fn a_token_the_vault_rejects() {
     let fake = fake();
     let stranger = "eyJ0eXAiOiJKV1QifQ.token-from-another-tenant.sig";
     fake.set_az(AzLogin::Token(stranger.into()));
-    let Outcome::Error(variant, message) =
-        read(&fake.vault_url(), "db-password", None, &fake.env(BASE_PATH))
-    else {
+    let Outcome::Error(variant, message) = read_default(&fake, "db-password") else {
         panic!("a rejected token read the secret");
     };
     assert_eq!(variant, "KeyVault");
@@ -398,25 +418,14 @@ const SP_SECRET: &str = "sp-client-secret-value";
 fn a_service_principal_in_the_environment_comes_before_the_cli() {
     let fake = fake();
     fake.add_service_principal(SP_ID, SP_SECRET);
-    let env = with(
-        fake.env(BASE_PATH),
-        &[
-            ("AZURE_CLIENT_ID", SP_ID),
-            ("AZURE_CLIENT_SECRET", SP_SECRET),
-            ("AZURE_TENANT_ID", TENANT_ID),
-        ],
-    );
+    let env = service_principal_env(&fake, SP_SECRET);
     assert_eq!(
         read(&fake.vault_url(), "db-password", None, &env),
         Outcome::Value(SECRET_VALUE.into())
     );
 
     assert!(fake.az_calls().is_empty(), "the CLI was not asked");
-    let token_requests: Vec<_> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.host == "login.microsoftonline.com")
-        .collect();
+    let token_requests = token_requests(&fake);
     assert_eq!(token_requests.len(), 1);
     assert_eq!(
         token_requests[0].path(),
@@ -446,14 +455,7 @@ fn a_service_principal_in_the_environment_comes_before_the_cli() {
 fn azure_auth_cli_uses_the_cli_even_with_a_service_principal_in_the_environment() {
     let fake = fake();
     fake.add_service_principal(SP_ID, SP_SECRET);
-    let env = with(
-        fake.env(BASE_PATH),
-        &[
-            ("AZURE_CLIENT_ID", SP_ID),
-            ("AZURE_CLIENT_SECRET", SP_SECRET),
-            ("AZURE_TENANT_ID", TENANT_ID),
-        ],
-    );
+    let env = service_principal_env(&fake, SP_SECRET);
     assert_eq!(
         read(&fake.vault_url(), "db-password", Some("cli"), &env),
         Outcome::Value(SECRET_VALUE.into())
@@ -470,14 +472,7 @@ fn azure_auth_cli_uses_the_cli_even_with_a_service_principal_in_the_environment(
 fn a_wrong_client_secret() {
     let fake = fake();
     fake.add_service_principal(SP_ID, SP_SECRET);
-    let env = with(
-        fake.env(BASE_PATH),
-        &[
-            ("AZURE_CLIENT_ID", SP_ID),
-            ("AZURE_CLIENT_SECRET", "not-the-secret"),
-            ("AZURE_TENANT_ID", TENANT_ID),
-        ],
-    );
+    let env = service_principal_env(&fake, "not-the-secret");
     let outcome = read(&fake.vault_url(), "db-password", None, &env);
     assert_eq!(
         outcome,
@@ -518,11 +513,7 @@ fn workload_identity_in_the_environment_comes_first() {
         read(&fake.vault_url(), "db-password", None, &env),
         Outcome::Value(SECRET_VALUE.into())
     );
-    let token_requests: Vec<_> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.host == "login.microsoftonline.com")
-        .collect();
+    let token_requests = token_requests(&fake);
     assert_eq!(token_requests.len(), 1);
     assert!(
         token_requests[0]
@@ -614,11 +605,7 @@ fn a_host_that_does_not_resolve_is_unreachable() {
 
 #[test]
 fn a_refused_connection_is_unreachable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_port();
     let url = format!("https://127.0.0.1:{port}/");
     let Outcome::Error(variant, message) = read(&url, "db-password", None, &[]) else {
         panic!("read a secret from a closed port");
@@ -661,7 +648,7 @@ fn a_challenge_for_another_domain_gets_no_token() {
 #[test]
 fn a_secret_name_that_would_change_the_path_is_refused() {
     let fake = fake();
-    let outcome = read(&fake.vault_url(), "../keys/k", None, &fake.env(BASE_PATH));
+    let outcome = read_default(&fake, "../keys/k");
     assert_eq!(
         outcome,
         Outcome::Error(
@@ -678,11 +665,7 @@ fn a_secret_name_that_would_change_the_path_is_refused() {
 /// itself is a closed port, so the command fails after the password was read.
 fn run_db_list(fake: &FakeKeyVault, secret: &str) -> std::process::Output {
     let home = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_port();
     Command::new(env!("CARGO_BIN_EXE_kubectl-backstage"))
         .args([
             "db",
@@ -720,14 +703,7 @@ fn the_binary_reads_the_password_from_the_vault() {
         !stderr.contains(SECRET_VALUE) && !stdout.contains(SECRET_VALUE),
         "{stderr}"
     );
-    assert_eq!(
-        fake.vault_requests()
-            .iter()
-            .map(|r| r.status)
-            .collect::<Vec<_>>(),
-        vec![401, 200],
-        "{stderr}"
-    );
+    assert_eq!(vault_statuses(&fake), vec![401, 200], "{stderr}");
     assert_eq!(fake.az_calls(), vec![AZ_ARGS.to_string()]);
     assert_eq!(
         out.status.code(),

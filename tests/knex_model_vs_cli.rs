@@ -213,6 +213,43 @@ fn package_versions_differ_by_the_added_migrations() {
     assert_eq!(catalog.files, newer);
 }
 
+/// `knex migrate:list` prints what the model's `status` lists.
+fn assert_knex_lists(target: &KnexTarget, status: &MigrationStatus) {
+    assert_eq!(
+        knex(target, &["migrate:list"], 0).stdout,
+        list_output(status)
+    );
+}
+
+/// `knex migrate:list` and `migrate:currentVersion` print what the model's `status` says.
+fn assert_knex_lists_and_versions(target: &KnexTarget, status: &MigrationStatus) {
+    assert_knex_lists(target, status);
+    assert_eq!(
+        knex(target, &["migrate:currentVersion"], 0).stdout,
+        current_version_output(status)
+    );
+}
+
+/// Every Knex table in `database`, as `schema.table`, sorted.
+fn knex_tables(database: &str) -> Vec<String> {
+    Postgres::shared()
+        .client(database)
+        .query(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables \
+             WHERE table_name LIKE '%knex_migrations%' ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// `rows` without the one named `name`.
+fn without(rows: &[MigrationRow], name: &str) -> Vec<MigrationRow> {
+    rows.iter().filter(|r| r.name != name).cloned().collect()
+}
+
 #[test]
 fn upgrade_and_downgrade_of_the_catalog_match_knex() {
     let pg = Postgres::shared();
@@ -225,10 +262,7 @@ fn upgrade_and_downgrade_of_the_catalog_match_knex() {
     // Fresh database: nothing completed, everything pending.
     let status = MigrationStatus::new(&older_files, &[]);
     assert_eq!(status.current_version, "none");
-    assert_eq!(
-        knex(&older, &["migrate:list"], 0).stdout,
-        list_output(&status)
-    );
+    assert_knex_lists(&older, &status);
     assert_eq!(
         knex(&older, &["migrate:currentVersion"], 0).stdout,
         "Current Version: none\n"
@@ -256,23 +290,13 @@ fn upgrade_and_downgrade_of_the_catalog_match_knex() {
     let status = MigrationStatus::new(&older_files, &at_older);
     assert!(status.is_in_sync());
     assert_eq!(status.current_version, "20260609000000");
-    assert_eq!(
-        knex(&older, &["migrate:list"], 0).stdout,
-        list_output(&status)
-    );
-    assert_eq!(
-        knex(&older, &["migrate:currentVersion"], 0).stdout,
-        current_version_output(&status)
-    );
+    assert_knex_lists_and_versions(&older, &status);
 
     // Newer files, database at older: exactly the added ones pending.
     let status = MigrationStatus::new(&newer_files, &at_older);
     assert_eq!(status.pending, CATALOG_ADDED);
     assert!(status.missing.is_empty());
-    assert_eq!(
-        knex(&newer, &["migrate:list"], 0).stdout,
-        list_output(&status)
-    );
+    assert_knex_lists(&newer, &status);
 
     // Upgrade.
     assert_eq!(
@@ -287,14 +311,7 @@ fn upgrade_and_downgrade_of_the_catalog_match_knex() {
     let status = MigrationStatus::new(&newer_files, &at_newer);
     assert!(status.is_in_sync());
     assert_eq!(status.current_version, "20260912000000");
-    assert_eq!(
-        knex(&newer, &["migrate:list"], 0).stdout,
-        list_output(&status)
-    );
-    assert_eq!(
-        knex(&newer, &["migrate:currentVersion"], 0).stdout,
-        current_version_output(&status)
-    );
+    assert_knex_lists_and_versions(&newer, &status);
 
     // Older files, database at newer: the added ones are missing, and knex refuses with the
     // model's message, even to list, but not to print the current version.
@@ -349,8 +366,7 @@ fn down_each(target: &KnexTarget, db: &str, files: &[String], plan_target: &Roll
             )
         );
         let after = rows(db, "public", "knex_migrations");
-        let expected: Vec<MigrationRow> = now.into_iter().filter(|r| r.name != step.name).collect();
-        assert_eq!(after, expected);
+        assert_eq!(after, without(&now, &step.name));
     }
 }
 
@@ -398,12 +414,11 @@ fn rollbacks_match_knex() {
             plan.batch
         )
     );
-    let without: Vec<MigrationRow> = reapplied
-        .iter()
-        .filter(|r| r.name != NDISTINCT)
-        .cloned()
-        .collect();
-    assert_eq!(rows(db.name(), "public", "knex_migrations"), without);
+    let without_ndistinct = without(&reapplied, NDISTINCT);
+    assert_eq!(
+        rows(db.name(), "public", "knex_migrations"),
+        without_ndistinct
+    );
 
     // Re-applied in batch 3, NDISTINCT is now applied after MAINT though its file sorts before.
     assert_eq!(
@@ -432,11 +447,7 @@ fn rollbacks_match_knex() {
         knex(&newer, &["migrate:down"], 0).stdout,
         format!("Batch 3 rolled back the following migrations:\n{MAINT}\n")
     );
-    let after_down: Vec<MigrationRow> = shuffled
-        .iter()
-        .filter(|r| r.name != MAINT)
-        .cloned()
-        .collect();
+    let after_down = without(&shuffled, MAINT);
     assert_eq!(rows(db.name(), "public", "knex_migrations"), after_down);
 
     // Back to all applied (MAINT in batch 4), then --to: undo everything applied after a name,
@@ -494,10 +505,7 @@ fn rollbacks_match_knex() {
     // The model's status after all that is what knex lists.
     let status = MigrationStatus::new(&newer_files, &after_to);
     assert_eq!(status.pending.len(), 6);
-    assert_eq!(
-        knex(&newer, &["migrate:list"], 0).stdout,
-        list_output(&status)
-    );
+    assert_knex_lists(&newer, &status);
 }
 
 /// Sets the lock table's rows (`None`: drops the table).
@@ -682,19 +690,8 @@ fn several_migration_tables_in_one_database() {
         "Batch 1 run: 1 migrations\n"
     );
 
-    let tables: Vec<String> = pg
-        .client(db.name())
-        .query(
-            "SELECT table_schema || '.' || table_name FROM information_schema.tables \
-             WHERE table_name LIKE '%knex_migrations%' ORDER BY 1",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
     assert_eq!(
-        tables,
+        knex_tables(db.name()),
         [
             "public.backstage_backend_public_keys__knex_migrations",
             "public.backstage_backend_public_keys__knex_migrations_lock",
@@ -714,14 +711,7 @@ fn several_migration_tables_in_one_database() {
         assert_eq!(names(&table_rows), source.files);
         let status = MigrationStatus::new(&source.files, &table_rows);
         assert!(status.is_in_sync());
-        assert_eq!(
-            knex(target, &["migrate:list"], 0).stdout,
-            list_output(&status)
-        );
-        assert_eq!(
-            knex(target, &["migrate:currentVersion"], 0).stdout,
-            current_version_output(&status)
-        );
+        assert_knex_lists_and_versions(target, &status);
         assert_eq!(
             LockState::from_rows(lock_rows(db.name(), "public", &source.table).as_deref()),
             LockState::Free
@@ -809,19 +799,8 @@ fn schema_mode_keeps_each_plugin_in_its_schema() {
     knex(&catalog_scheduler, &["migrate:latest"], 0);
     knex(&auth_keys, &["migrate:latest"], 0);
 
-    let tables: Vec<String> = pg
-        .client(db.name())
-        .query(
-            "SELECT table_schema || '.' || table_name FROM information_schema.tables \
-             WHERE table_name LIKE '%knex_migrations%' ORDER BY 1",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
     assert_eq!(
-        tables,
+        knex_tables(db.name()),
         [
             "auth.backstage_backend_public_keys__knex_migrations",
             "auth.backstage_backend_public_keys__knex_migrations_lock",
@@ -838,14 +817,7 @@ fn schema_mode_keeps_each_plugin_in_its_schema() {
     assert_eq!(names(&at_older), older_files);
     let status = MigrationStatus::new(&newer_files, &at_older);
     assert_eq!(status.pending, CATALOG_ADDED);
-    assert_eq!(
-        knex(&newer, &["migrate:list"], 0).stdout,
-        list_output(&status)
-    );
-    assert_eq!(
-        knex(&newer, &["migrate:currentVersion"], 0).stdout,
-        current_version_output(&status)
-    );
+    assert_knex_lists_and_versions(&newer, &status);
     assert_eq!(
         LockState::from_rows(lock_rows(db.name(), "catalog", "knex_migrations").as_deref()),
         LockState::Free

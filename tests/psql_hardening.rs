@@ -9,47 +9,35 @@
 
 #[path = "support/postgres.rs"]
 mod postgres;
+#[path = "support/programs.rs"]
+mod programs;
 
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use postgres::{Postgres, ident};
+use postgres::{Postgres, output_without_password, plugin_prefix};
+use programs::{demo_plugin_package, executable, which};
 use rustix::process::{Pid, Signal};
 
 const USER: &str = "backstage_psql_admin";
 const SENTINEL: &str = "S3ntinel-pw-psql-51c2e8";
+/// `db psql` running a query that sleeps for 4 s.
+const PSQL_SLEEP: &[&str] = &[
+    "psql",
+    "--plugin",
+    "catalog",
+    "--",
+    "-c",
+    "select pg_sleep(4)",
+];
 /// How long a condition the test waits for may take before the test fails (never asserted on).
 const PATIENCE: Duration = Duration::from_secs(60);
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
 fn pg() -> &'static Postgres {
-    static ROLE: OnceLock<()> = OnceLock::new();
-    let pg = Postgres::shared();
-    ROLE.get_or_init(|| {
-        pg.create_role(USER, SENTINEL, false);
-        pg.execute("postgres", &format!("ALTER ROLE {USER} SUPERUSER"))
-            .unwrap();
-    });
-    pg
-}
-
-fn which(program: &str) -> PathBuf {
-    std::env::split_paths(&std::env::var_os("PATH").unwrap())
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{program} not on PATH"))
-}
-
-fn executable(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Postgres::shared_with_admin(USER, SENTINEL)
 }
 
 /// One plugin database `<prefix>catalog`, a private HOME, TMPDIR and a bin folder with the wrappers.
@@ -61,14 +49,9 @@ struct Case {
 
 impl Case {
     fn new() -> Case {
-        let prefix = format!(
-            "h{}_{}_plugin_",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
+        let prefix = plugin_prefix('h');
         let database = format!("{prefix}catalog");
-        pg().execute("postgres", &format!("CREATE DATABASE {}", ident(&database)))
-            .unwrap();
+        pg().create_named(&database);
         let dir = tempfile::tempdir().unwrap();
         for sub in ["home", "tmp", "bin", "record"] {
             std::fs::create_dir(dir.path().join(sub)).unwrap();
@@ -185,13 +168,7 @@ impl Case {
 
 impl Drop for Case {
     fn drop(&mut self) {
-        let _ = pg().execute(
-            "postgres",
-            &format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                ident(&self.database)
-            ),
-        );
+        pg().drop_named(&self.database);
     }
 }
 
@@ -233,33 +210,14 @@ fn shell_quote(word: &str) -> String {
 }
 
 fn output(child: Child) -> (std::process::ExitStatus, String, String) {
-    let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    );
-    assert!(
-        !stdout.contains(SENTINEL) && !stderr.contains(SENTINEL),
-        "the password leaked:\n{stdout}\n{stderr}"
-    );
-    (out.status, stdout, stderr)
+    output_without_password(child.wait_with_output().unwrap(), SENTINEL)
 }
 
 /// The plugin in a process group of its own (so it is not a terminal's foreground group), running
 /// `select pg_sleep(4)` in psql, once psql is connected.
 fn sleeping_psql(case: &Case) -> Child {
     let mut plugin = case
-        .command(
-            &["-v"],
-            &[
-                "psql",
-                "--plugin",
-                "catalog",
-                "--",
-                "-c",
-                "select pg_sleep(4)",
-            ],
-        )
+        .command(&["-v"], PSQL_SLEEP)
         .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -397,17 +355,7 @@ fn sigint_from_kill_is_forwarded_once_and_psql_cancels_its_query() {
 #[test]
 fn ctrl_c_on_a_terminal_goes_to_psql_alone() {
     let case = Case::new();
-    let plugin = case.command(
-        &["-v"],
-        &[
-            "psql",
-            "--plugin",
-            "catalog",
-            "--",
-            "-c",
-            "select pg_sleep(4)",
-        ],
-    );
+    let plugin = case.command(&["-v"], PSQL_SLEEP);
     let line = std::iter::once("exec".as_ref())
         .chain(std::iter::once(plugin.get_program()))
         .chain(plugin.get_args())
@@ -533,8 +481,7 @@ fn the_local_knex_runner_inherits_neither_password_variable() {
     let case = Case::new();
     // A plugin with two applied migrations (Knex's own tables) and a checkout with their files.
     let demo = format!("{}demo", case.prefix);
-    pg().execute("postgres", &format!("CREATE DATABASE {}", ident(&demo)))
-        .unwrap();
+    pg().create_named(&demo);
     pg().execute(
         &demo,
         "CREATE TABLE knex_migrations (id serial PRIMARY KEY, name varchar(255), batch integer, migration_time timestamptz);
@@ -544,20 +491,14 @@ fn the_local_knex_runner_inherits_neither_password_variable() {
            ('20250101000000_a.js', 1, now()), ('20250102000000_b.js', 1, now());",
     )
     .unwrap();
-    let package = case.path("checkout/node_modules/@acme/plugin-demo-backend");
-    std::fs::create_dir_all(package.join("migrations")).unwrap();
-    std::fs::write(
-        package.join("package.json"),
-        r#"{"name":"@acme/plugin-demo-backend","version":"1.0.0"}"#,
-    )
-    .unwrap();
-    for file in ["20250101000000_a.js", "20250102000000_b.js"] {
-        std::fs::write(
-            package.join("migrations").join(file),
-            "exports.up = async () => {};\nexports.down = async () => {};\n",
-        )
-        .unwrap();
-    }
+    let noop = "exports.up = async () => {};\nexports.down = async () => {};\n";
+    demo_plugin_package(
+        &case.path("checkout"),
+        &[
+            ("20250101000000_a.js", noop.to_string()),
+            ("20250102000000_b.js", noop.to_string()),
+        ],
+    );
     // `node` that records its environment and stops, as a runner that cannot load knex would.
     let record = case.path("record/node-env");
     executable(
@@ -582,10 +523,7 @@ fn the_local_knex_runner_inherits_neither_password_variable() {
         )
         .output()
         .unwrap();
-    let _ = pg().execute(
-        "postgres",
-        &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&demo)),
-    );
+    pg().drop_named(&demo);
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(!stderr.contains(SENTINEL), "{stderr}");
     assert_ne!(out.status.code(), Some(0), "{stderr}");

@@ -5,6 +5,7 @@
 #[path = "support/rig.rs"]
 mod rig;
 
+use backstage_testkit::INCIDENT_PODS as POD_NAMES;
 use rig::{Rig, run};
 
 fn stable(text: &str) -> String {
@@ -75,16 +76,6 @@ fn assert_whole(text: &str, names: &[&str]) {
         );
     }
 }
-
-const POD_NAMES: [&str; 7] = [
-    "backstage-6c9f8d7b54-k4m2x",
-    "backstage-6c9f8d7b54-q8zvn",
-    "backstage-7d9f6b5c8-x2x7p",
-    "backstage-postgresql-0",
-    "backstage-pr-1234-5b7c9d8f6d-wq9rt",
-    "backstage-worker-59c8d7f6b-mz5ql",
-    "backstage-worker-8f7b6c5d4-r7tjh",
-];
 
 const WORKLOADS: [&str; 4] = [
     "deployment/backstage",

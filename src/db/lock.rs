@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use super::{Connection, DbError, TableRef, error, quote_ident};
+use super::{Connection, DbError, TableRef, error, quote_ident, reset_lock_rows};
 use crate::knex::model::{LockRow, LockState, lock_table_name};
 
 /// How long a release after `db rollback` waits for another session's row lock.
@@ -106,15 +106,7 @@ impl Connection {
                     .map_err(fail)?;
             }
             _ => {
-                transaction
-                    .execute(&format!("DELETE FROM {qualified}"), &[])
-                    .await
-                    .map_err(fail)?;
-                transaction
-                    .execute(
-                        &format!("INSERT INTO {qualified} (is_locked) VALUES (0)"),
-                        &[],
-                    )
+                reset_lock_rows(&transaction, &qualified)
                     .await
                     .map_err(fail)?;
             }

@@ -444,20 +444,29 @@ impl Connection {
             .await
             .map_err(fail)?
             .get::<_, i64>(0);
-        transaction
-            .execute(&format!("DELETE FROM {qualified}"), &[])
-            .await
-            .map_err(fail)?;
-        transaction
-            .execute(
-                &format!("INSERT INTO {qualified} (is_locked) VALUES (0)"),
-                &[],
-            )
+        reset_lock_rows(&transaction, &qualified)
             .await
             .map_err(fail)?;
         transaction.commit().await.map_err(fail)?;
         Ok(held as u64)
     }
+}
+
+/// Leaves the lock table `qualified` (already quoted) with one free row, as Knex makes it.
+async fn reset_lock_rows(
+    transaction: &tokio_postgres::Transaction<'_>,
+    qualified: &str,
+) -> Result<(), tokio_postgres::Error> {
+    transaction
+        .execute(&format!("DELETE FROM {qualified}"), &[])
+        .await?;
+    transaction
+        .execute(
+            &format!("INSERT INTO {qualified} (is_locked) VALUES (0)"),
+            &[],
+        )
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -72,11 +72,17 @@ pub fn client_config(
         (SslMode::Disable, _) => return Ok(None),
         (SslMode::Require, None) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider.clone())))
+            .with_custom_certificate_verifier(Arc::new(Verifier {
+                provider: provider.clone(),
+                chain: None,
+            }))
             .with_no_client_auth(),
         (SslMode::Require, Some(_)) | (SslMode::VerifyCa, _) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(ChainOnly(webpki(roots()?)?)))
+            .with_custom_certificate_verifier(Arc::new(Verifier {
+                provider: provider.clone(),
+                chain: Some(webpki(roots()?)?),
+            }))
             .with_no_client_auth(),
         (SslMode::VerifyFull, _) => builder
             .with_root_certificates(roots()?)
@@ -85,57 +91,16 @@ pub fn client_config(
     Ok(Some(config))
 }
 
-/// `require`: encrypt, accept whatever certificate the server shows (signatures are still checked).
+/// `require` (`chain: None`): encrypt, accept whatever certificate the server shows. `verify-ca`
+/// (`chain: Some`): the chain must be valid; a certificate for another name is accepted. Either way
+/// the handshake's signatures are checked with the provider's algorithms.
 #[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, TlsError> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, TlsError> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, TlsError> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct Verifier {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    chain: Option<Arc<WebPkiServerVerifier>>,
 }
 
-/// `verify-ca`: the chain must be valid; a certificate for another name is accepted.
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -144,10 +109,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, TlsError> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, name, ocsp, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, name, ocsp, now) {
             Err(TlsError::InvalidCertificate(rustls::CertificateError::NotValidForName))
             | Err(TlsError::InvalidCertificate(
                 rustls::CertificateError::NotValidForNameContext { .. },
@@ -161,7 +126,12 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, TlsError> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -169,9 +139,16 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, TlsError> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

@@ -15,6 +15,27 @@ use super::KubeError;
 use super::config::{load_kubeconfig, resolve_context};
 use crate::settings::ClusterSettings;
 
+/// A namespaced kind that can be watched from a background task.
+pub trait WatchableKind:
+    Resource<Scope = NamespaceResourceScope, DynamicType: Default>
+    + Clone
+    + DeserializeOwned
+    + Debug
+    + Send
+    + 'static
+{
+}
+
+impl<K> WatchableKind for K where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType: Default>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + 'static
+{
+}
+
 /// Items per page when listing; large lists are read page by page with `continue`.
 const PAGE_SIZE: u32 = 500;
 /// A watch request asks the server to end it after this long; it is then resumed.
@@ -326,13 +347,7 @@ impl Cluster {
         version: String,
     ) -> mpsc::Receiver<Result<WatchChange<K>, KubeError>>
     where
-        K: Resource<Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + Send
-            + 'static,
-        K::DynamicType: Default,
+        K: WatchableKind,
     {
         let (sender, receiver) = mpsc::channel(256);
         let cluster = self.clone();
@@ -355,13 +370,7 @@ impl Cluster {
         sender: &mpsc::Sender<Result<WatchChange<K>, KubeError>>,
     ) -> Result<(), KubeError>
     where
-        K: Resource<Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + Send
-            + 'static,
-        K::DynamicType: Default,
+        K: WatchableKind,
     {
         let api = self.api::<K>();
         let mut params = WatchParams {

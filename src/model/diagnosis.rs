@@ -200,21 +200,25 @@ impl StartupFailure {
 mod tests {
     use super::*;
 
+    const CATALOG_MISSING: [&str; 2] = [
+        "20241003170511_alter_target_in_locations.js",
+        "20250102120000_refresh_state_index.js",
+    ];
+
+    /// A corrupt migration directory of `plugin`, missing `files`.
+    fn corrupt(plugin: &str, files: &[&str]) -> Option<StartupFailure> {
+        Some(StartupFailure::CorruptMigrationDirectory {
+            plugin: Some(plugin.into()),
+            missing_files: files.iter().map(|f| f.to_string()).collect(),
+        })
+    }
+
     #[test]
     fn corrupt_migration_directory_with_plugin_from_new_backend_system() {
         let log = "{\"level\":\"info\",\"message\":\"Performing database migration\",\"plugin\":\"catalog\"}\n\
 Backend failed to start up Error: Plugin 'catalog' startup failed; caused by Error: The migration directory is corrupt, the following files are missing: 20241003170511_alter_target_in_locations.js, 20250102120000_refresh_state_index.js\n\
     at Migrator._validateMigrationList (/app/node_modules/knex/lib/migrations/migrate/Migrator.js:573:13)\n";
-        assert_eq!(
-            diagnose(log),
-            Some(StartupFailure::CorruptMigrationDirectory {
-                plugin: Some("catalog".into()),
-                missing_files: vec![
-                    "20241003170511_alter_target_in_locations.js".into(),
-                    "20250102120000_refresh_state_index.js".into()
-                ],
-            })
-        );
+        assert_eq!(diagnose(log), corrupt("catalog", &CATALOG_MISSING));
     }
 
     #[test]
@@ -222,26 +226,14 @@ Backend failed to start up Error: Plugin 'catalog' startup failed; caused by Err
         let log = r#"{"level":"error","message":"Backend failed to start up","error":"Error: The migration directory is corrupt, the following files are missing: 20230428155633_sessions.js","plugin":"auth"}"#;
         assert_eq!(
             diagnose(log),
-            Some(StartupFailure::CorruptMigrationDirectory {
-                plugin: Some("auth".into()),
-                missing_files: vec!["20230428155633_sessions.js".into()]
-            })
+            corrupt("auth", &["20230428155633_sessions.js"])
         );
     }
 
     #[test]
     fn corrupt_migration_directory_in_a_json_stack() {
         let log = r#"{"level":"error","message":"Plugin 'catalog' startup failed","stack":"Error: The migration directory is corrupt, the following files are missing: 20241003170511_alter_target_in_locations.js, 20250102120000_refresh_state_index.js\n    at Migrator._validateMigrationList (/app/node_modules/knex/lib/migrations/migrate/Migrator.js:573:13)","plugin":"catalog"}"#;
-        assert_eq!(
-            diagnose(log),
-            Some(StartupFailure::CorruptMigrationDirectory {
-                plugin: Some("catalog".into()),
-                missing_files: vec![
-                    "20241003170511_alter_target_in_locations.js".into(),
-                    "20250102120000_refresh_state_index.js".into()
-                ],
-            })
-        );
+        assert_eq!(diagnose(log), corrupt("catalog", &CATALOG_MISSING));
     }
 
     #[test]

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use super::diagnosis::StartupFailure;
@@ -66,25 +68,13 @@ impl WorkloadView {
         } else {
             None
         };
-        let image = spec
-            .template
-            .spec
-            .as_ref()
-            .and_then(|s| s.containers.first())
-            .and_then(|c| c.image.clone())
-            .unwrap_or_default();
         WorkloadView {
-            kind: "Deployment".into(),
-            name: d.metadata.name.clone().unwrap_or_default(),
             desired,
             updated,
             ready: status.ready_replicas.unwrap_or(0),
             available,
-            rollout_complete: rollout_message.is_none(),
-            rollout_message,
             progress_deadline_exceeded,
-            image_tag: image_tag(&image).to_string(),
-            image,
+            ..WorkloadView::rollout("Deployment", &d.metadata, &spec.template, rollout_message)
         }
     }
 
@@ -117,20 +107,36 @@ impl WorkloadView {
         } else {
             None
         };
-        let image = spec
-            .template
+        WorkloadView {
+            desired,
+            updated,
+            ready,
+            available: status.available_replicas.unwrap_or(ready),
+            ..WorkloadView::rollout("StatefulSet", &s.metadata, &spec.template, rollout_message)
+        }
+    }
+
+    /// What a Deployment and a StatefulSet share: kind and name, the rollout (complete when there is
+    /// no message) and the image of the template's first container; the replica counts are zero.
+    fn rollout(
+        kind: &str,
+        metadata: &ObjectMeta,
+        template: &PodTemplateSpec,
+        rollout_message: Option<String>,
+    ) -> WorkloadView {
+        let image = template
             .spec
             .as_ref()
             .and_then(|s| s.containers.first())
             .and_then(|c| c.image.clone())
             .unwrap_or_default();
         WorkloadView {
-            kind: "StatefulSet".into(),
-            name: s.metadata.name.clone().unwrap_or_default(),
-            desired,
-            updated,
-            ready,
-            available: status.available_replicas.unwrap_or(ready),
+            kind: kind.into(),
+            name: metadata.name.clone().unwrap_or_default(),
+            desired: 0,
+            updated: 0,
+            ready: 0,
+            available: 0,
             rollout_complete: rollout_message.is_none(),
             rollout_message,
             progress_deadline_exceeded: false,

@@ -212,6 +212,20 @@ fn frame(channel: u8, data: &[u8]) -> Message {
     Message::Binary(v.into())
 }
 
+/// Ends a session as the API server does: the status on the error channel, then a normal close.
+async fn send_status_and_close<K>(sink: &mut K, status: &Value)
+where
+    K: futures::Sink<Message> + Unpin,
+{
+    let _ = sink.send(frame(ERROR, status.to_string().as_bytes())).await;
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        })))
+        .await;
+}
+
 async fn run<S>(ws: WebSocketStream<S>, s: Session, v5: bool, hostname: &str)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -245,13 +259,7 @@ where
             );
             let status = json!({"metadata": {}, "status": "Failure", "message": message, "reason": "InternalError",
                                 "details": {"causes": [{"message": message}]}, "code": 500});
-            let _ = sink.send(frame(ERROR, status.to_string().as_bytes())).await;
-            let _ = sink
-                .send(Message::Close(Some(CloseFrame {
-                    code: CloseCode::Normal,
-                    reason: "".into(),
-                })))
-                .await;
+            send_status_and_close(&mut sink, &status).await;
             return;
         }
     };
@@ -338,13 +346,7 @@ where
             "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}
         })
     };
-    let _ = sink.send(frame(ERROR, status.to_string().as_bytes())).await;
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
-            code: CloseCode::Normal,
-            reason: "".into(),
-        })))
-        .await;
+    send_status_and_close(&mut sink, &status).await;
     // Give the client a moment to answer the close, then drop the connection.
     let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;
 }

@@ -28,6 +28,18 @@ pub struct Fixtures {
 }
 
 /// The folder of the built-in incident fixtures (`testkit/fixtures/incident`).
+/// The pods of the incident fixtures' `backstage` namespace, in the order the fake API server lists
+/// them (by name).
+pub const INCIDENT_PODS: [&str; 7] = [
+    "backstage-6c9f8d7b54-k4m2x",
+    "backstage-6c9f8d7b54-q8zvn",
+    "backstage-7d9f6b5c8-x2x7p",
+    "backstage-postgresql-0",
+    "backstage-pr-1234-5b7c9d8f6d-wq9rt",
+    "backstage-worker-59c8d7f6b-mz5ql",
+    "backstage-worker-8f7b6c5d4-r7tjh",
+];
+
 pub fn incident_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incident")
 }

@@ -17,9 +17,11 @@ mod time;
 mod tls;
 mod watch;
 
-pub use fixtures::{Fixtures, LogKey, incident_dir};
+pub use fixtures::{Fixtures, INCIDENT_PODS, LogKey, incident_dir};
+pub use responses::status_object;
 pub use selectors::{FieldSelector, LabelSelector};
 pub use server::{FakeApiServer, RecordedRequest, ServerOptions};
 pub use store::Expiry;
 pub use table::pod_status;
 pub use time::{ANCHOR, human_duration, rebase_delta_secs, rebased, rebased_anchor, unix_seconds};
+pub use tls::TestCertificates;

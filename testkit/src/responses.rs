@@ -42,14 +42,9 @@ fn rand_u64() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A `Status` failure response.
-pub(crate) fn status_response(
-    code: u16,
-    reason: &str,
-    message: &str,
-    details: Option<Value>,
-) -> Response<Body> {
-    let mut v = json!({
+/// A failure `Status` object, as the API server sends it with an error.
+pub fn status_object(code: u16, reason: &str, message: &str) -> Value {
+    json!({
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
@@ -57,7 +52,17 @@ pub(crate) fn status_response(
         "message": message,
         "reason": reason,
         "code": code,
-    });
+    })
+}
+
+/// A `Status` failure response.
+pub(crate) fn status_response(
+    code: u16,
+    reason: &str,
+    message: &str,
+    details: Option<Value>,
+) -> Response<Body> {
+    let mut v = status_object(code, reason, message);
     if let Some(d) = details {
         v["details"] = d;
     }

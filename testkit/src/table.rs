@@ -42,6 +42,28 @@ pub(crate) fn columns(storage: &str) -> Vec<Value> {
         0,
         "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.",
     );
+    // Columns the workload kinds share.
+    let workload_ready_col = col(
+        "Ready",
+        "string",
+        "",
+        0,
+        "Number of the pod with ready state",
+    );
+    let containers_col = col(
+        "Containers",
+        "string",
+        "",
+        1,
+        "Names of each container in the template.",
+    );
+    let images_col = col(
+        "Images",
+        "string",
+        "",
+        1,
+        "Images referenced by each container in the template.",
+    );
     match storage {
         "pods" => vec![
             name,
@@ -170,13 +192,7 @@ pub(crate) fn columns(storage: &str) -> Vec<Value> {
         ],
         "deployments" => vec![
             name,
-            col(
-                "Ready",
-                "string",
-                "",
-                0,
-                "Number of the pod with ready state",
-            ),
+            workload_ready_col.clone(),
             col(
                 "Up-to-date",
                 "integer",
@@ -192,20 +208,8 @@ pub(crate) fn columns(storage: &str) -> Vec<Value> {
                 "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
             ),
             age_col,
-            col(
-                "Containers",
-                "string",
-                "",
-                1,
-                "Names of each container in the template.",
-            ),
-            col(
-                "Images",
-                "string",
-                "",
-                1,
-                "Images referenced by each container in the template.",
-            ),
+            containers_col.clone(),
+            images_col.clone(),
             col(
                 "Selector",
                 "string",
@@ -238,20 +242,8 @@ pub(crate) fn columns(storage: &str) -> Vec<Value> {
                 "The number of ready replicas for this replica set.",
             ),
             age_col,
-            col(
-                "Containers",
-                "string",
-                "",
-                1,
-                "Names of each container in the template.",
-            ),
-            col(
-                "Images",
-                "string",
-                "",
-                1,
-                "Images referenced by each container in the template.",
-            ),
+            containers_col.clone(),
+            images_col.clone(),
             col(
                 "Selector",
                 "string",
@@ -262,28 +254,10 @@ pub(crate) fn columns(storage: &str) -> Vec<Value> {
         ],
         "statefulsets" => vec![
             name,
-            col(
-                "Ready",
-                "string",
-                "",
-                0,
-                "Number of the pod with ready state",
-            ),
+            workload_ready_col.clone(),
             age_col,
-            col(
-                "Containers",
-                "string",
-                "",
-                1,
-                "Names of each container in the template.",
-            ),
-            col(
-                "Images",
-                "string",
-                "",
-                1,
-                "Images referenced by each container in the template.",
-            ),
+            containers_col.clone(),
+            images_col.clone(),
         ],
         "namespaces" => vec![
             name,
@@ -573,56 +547,64 @@ fn selector_string(sel: &Value) -> String {
     none_if_empty(&parts.join(","))
 }
 
+/// The READY cell of a Deployment or StatefulSet: ready of desired replicas.
+fn ready_of_desired(obj: &Value) -> Value {
+    json!(format!(
+        "{}/{}",
+        int(&obj["status"]["readyReplicas"]),
+        int(&obj["spec"]["replicas"])
+    ))
+}
+
+/// The AGE, CONTAINERS and IMAGES cells of a workload.
+fn age_and_template(created: String, obj: &Value) -> Vec<Value> {
+    let (containers, images) = template_containers(obj);
+    vec![json!(created), json!(containers), json!(images)]
+}
+
+/// A Deployment's or ReplicaSet's row: name, three replica counts, age, containers, images and
+/// selector.
+fn replica_row(name: Value, counts: [Value; 3], created: String, obj: &Value) -> Vec<Value> {
+    [
+        vec![name],
+        counts.to_vec(),
+        age_and_template(created, obj),
+        vec![json!(selector_string(&obj["spec"]["selector"]))],
+    ]
+    .concat()
+}
+
 fn cells(storage: &str, obj: &Value) -> Vec<Value> {
     let name = json!(s(&obj["metadata"]["name"]));
     let created = age(obj["metadata"]["creationTimestamp"].as_str());
     match storage {
         "pods" => pod_cells(obj),
         "events" => event_cells(obj),
-        "deployments" => {
-            let (c, i) = template_containers(obj);
-            vec![
-                name,
-                json!(format!(
-                    "{}/{}",
-                    int(&obj["status"]["readyReplicas"]),
-                    int(&obj["spec"]["replicas"])
-                )),
+        "deployments" => replica_row(
+            name,
+            [
+                ready_of_desired(obj),
                 json!(int(&obj["status"]["updatedReplicas"])),
                 json!(int(&obj["status"]["availableReplicas"])),
-                json!(created),
-                json!(c),
-                json!(i),
-                json!(selector_string(&obj["spec"]["selector"])),
-            ]
-        }
-        "replicasets" => {
-            let (c, i) = template_containers(obj);
-            vec![
-                name,
+            ],
+            created,
+            obj,
+        ),
+        "replicasets" => replica_row(
+            name,
+            [
                 json!(int(&obj["spec"]["replicas"])),
                 json!(int(&obj["status"]["replicas"])),
                 json!(int(&obj["status"]["readyReplicas"])),
-                json!(created),
-                json!(c),
-                json!(i),
-                json!(selector_string(&obj["spec"]["selector"])),
-            ]
-        }
-        "statefulsets" => {
-            let (c, i) = template_containers(obj);
-            vec![
-                name,
-                json!(format!(
-                    "{}/{}",
-                    int(&obj["status"]["readyReplicas"]),
-                    int(&obj["spec"]["replicas"])
-                )),
-                json!(created),
-                json!(c),
-                json!(i),
-            ]
-        }
+            ],
+            created,
+            obj,
+        ),
+        "statefulsets" => [
+            vec![name, ready_of_desired(obj)],
+            age_and_template(created, obj),
+        ]
+        .concat(),
         "namespaces" => vec![name, json!(s(&obj["status"]["phase"])), json!(created)],
         _ => vec![name, obj["metadata"]["creationTimestamp"].clone()],
     }

@@ -21,6 +21,27 @@ async fn client(server: &FakeApiServer, token: &str) -> Client {
     Client::try_from(config).unwrap()
 }
 
+/// The resource version of a list of `pods`.
+async fn list_version(pods: &Api<Pod>) -> String {
+    pods.list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap()
+}
+
+/// A watch event's kind and the name of its object (`Error` and `Bookmark` have none).
+fn kind_and_name(event: WatchEvent<Pod>) -> (&'static str, Option<String>) {
+    match event {
+        WatchEvent::Added(p) => ("Added", p.metadata.name),
+        WatchEvent::Modified(p) => ("Modified", p.metadata.name),
+        WatchEvent::Deleted(p) => ("Deleted", p.metadata.name),
+        WatchEvent::Bookmark(_) => ("Bookmark", None),
+        WatchEvent::Error(_) => ("Error", None),
+    }
+}
+
 #[tokio::test]
 async fn lists_pages_and_gets_over_tls() {
     let server = FakeApiServer::start(ServerOptions {
@@ -115,34 +136,28 @@ async fn watch_replays_and_streams() {
         .timeout(5)
         .labels("app.kubernetes.io/name=backstage");
     let mut stream = pods.watch(&wp, &rv).await.unwrap().boxed();
-    match stream.try_next().await.unwrap().unwrap() {
-        WatchEvent::Modified(p) => assert_eq!(
-            p.metadata.name.as_deref(),
-            Some("backstage-6c9f8d7b54-k4m2x")
-        ),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        kind_and_name(stream.try_next().await.unwrap().unwrap()),
+        ("Modified", Some("backstage-6c9f8d7b54-k4m2x".to_string()))
+    );
     server.delete("Pod", "backstage", "backstage-pr-1234-5b7c9d8f6d-wq9rt");
-    match stream.try_next().await.unwrap().unwrap() {
-        WatchEvent::Deleted(p) => assert_eq!(
-            p.metadata.name.as_deref(),
-            Some("backstage-pr-1234-5b7c9d8f6d-wq9rt")
-        ),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        kind_and_name(stream.try_next().await.unwrap().unwrap()),
+        (
+            "Deleted",
+            Some("backstage-pr-1234-5b7c9d8f6d-wq9rt".to_string())
+        )
+    );
     // A pod that stops matching the selector is DELETED for this watch.
     let mut w = server
         .get("Pod", "backstage", "backstage-7d9f6b5c8-x2x7p")
         .unwrap();
     w["metadata"]["labels"]["app.kubernetes.io/name"] = json!("other");
     server.apply(w);
-    match stream.try_next().await.unwrap().unwrap() {
-        WatchEvent::Deleted(p) => assert_eq!(
-            p.metadata.name.as_deref(),
-            Some("backstage-7d9f6b5c8-x2x7p")
-        ),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        kind_and_name(stream.try_next().await.unwrap().unwrap()),
+        ("Deleted", Some("backstage-7d9f6b5c8-x2x7p".to_string()))
+    );
 
     // From "0": ADDED for everything first.
     let mut fresh = pods
@@ -165,13 +180,7 @@ async fn expired_resource_versions_are_gone_as_an_error_event_or_an_http_410() {
     let server = FakeApiServer::start(ServerOptions::new(Fixtures::incident())).unwrap();
     let c = client(&server, "t").await;
     let pods: Api<Pod> = Api::namespaced(c, "backstage");
-    let rv = pods
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let rv = list_version(&pods).await;
     let wp = WatchParams::default().timeout(30);
     let mut open = pods.watch(&wp, &rv).await.unwrap().boxed();
 
@@ -194,13 +203,7 @@ async fn expired_resource_versions_are_gone_as_an_error_event_or_an_http_410() {
     let mut again = pods.watch(&wp, &rv).await.unwrap().boxed();
     gone(again.try_next().await.unwrap());
     assert!(again.try_next().await.unwrap().is_none());
-    let fresh = pods
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let fresh = list_version(&pods).await;
     assert_eq!(fresh, compacted.to_string());
     let wp_short = WatchParams::default().timeout(1);
     let mut ok = pods.watch(&wp_short, &fresh).await.unwrap().boxed();

@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use backstage_testkit::{FakeApiServer, Fixtures, ServerOptions, unix_seconds};
+use backstage_testkit::{FakeApiServer, Fixtures, INCIDENT_PODS, ServerOptions, unix_seconds};
 use serde_json::json;
 
 fn kubectl_path() -> Option<PathBuf> {
@@ -93,24 +93,29 @@ fn incident() -> ServerOptions {
     ServerOptions::new(Fixtures::incident())
 }
 
+/// The fake server with the incident fixtures and a kubectl for it.
+fn incident_kubectl() -> (FakeApiServer, Kubectl) {
+    let server = start(incident());
+    let k = Kubectl::for_server(&server, "t");
+    (server, k)
+}
+
+/// The incident fixtures with `pod`'s filesystem in a folder holding `hello.txt`, and a kubectl.
+fn with_pod_root(pod: &str) -> (tempfile::TempDir, FakeApiServer, Kubectl) {
+    let root = pod_root();
+    let fx = Fixtures::incident().with_pod_root(pod, root.path());
+    let server = start(ServerOptions::new(fx));
+    let k = Kubectl::for_server(&server, "t");
+    (root, server, k)
+}
+
 fn lines(s: &str) -> Vec<String> {
     s.lines().map(str::to_string).collect()
 }
 
-const BACKSTAGE_PODS: &[&str] = &[
-    "backstage-6c9f8d7b54-k4m2x",
-    "backstage-6c9f8d7b54-q8zvn",
-    "backstage-7d9f6b5c8-x2x7p",
-    "backstage-postgresql-0",
-    "backstage-pr-1234-5b7c9d8f6d-wq9rt",
-    "backstage-worker-59c8d7f6b-mz5ql",
-    "backstage-worker-8f7b6c5d4-r7tjh",
-];
-
 #[test]
 fn discovery_lists_the_served_resources() {
-    let server = start(incident());
-    let k = Kubectl::for_server(&server, "t");
+    let (_server, k) = incident_kubectl();
     let out = k.ok(&["api-resources", "--no-headers", "-o", "name"]);
     let names = lines(&out);
     for want in [
@@ -134,8 +139,7 @@ fn discovery_lists_the_served_resources() {
 
 #[test]
 fn custom_columns_give_pod_names_in_fixture_order() {
-    let server = start(incident());
-    let k = Kubectl::for_server(&server, "t");
+    let (_server, k) = incident_kubectl();
     let out = k.ok(&[
         "get",
         "pods",
@@ -148,7 +152,7 @@ fn custom_columns_give_pod_names_in_fixture_order() {
         .map(|l| l.split_whitespace().map(str::to_string).collect())
         .collect();
     let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
-    assert_eq!(names, BACKSTAGE_PODS);
+    assert_eq!(names, INCIDENT_PODS);
     let restarts: Vec<&str> = rows.iter().map(|r| r[1].as_str()).collect();
     assert_eq!(restarts, ["0", "1", "5", "0", "0", "0", "3"]);
 
@@ -159,7 +163,7 @@ fn custom_columns_give_pod_names_in_fixture_order() {
         .iter()
         .map(|p| p["metadata"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(fixture_names, BACKSTAGE_PODS);
+    assert_eq!(fixture_names, INCIDENT_PODS);
 
     // Other namespaces through -n and through the context namespace.
     let staging = k.ok(&["get", "pods", "-n", "backstage-staging", "-o", "name"]);
@@ -168,8 +172,7 @@ fn custom_columns_give_pod_names_in_fixture_order() {
 
 #[test]
 fn default_table_output_has_the_real_columns() {
-    let server = start(incident());
-    let k = Kubectl::for_server(&server, "t");
+    let (_server, k) = incident_kubectl();
     let out = k.ok(&["get", "pods"]);
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
@@ -245,8 +248,7 @@ fn default_table_output_has_the_real_columns() {
 
 #[test]
 fn sort_by_last_timestamp_works_and_shows_the_nulls() {
-    let server = start(incident());
-    let k = Kubectl::for_server(&server, "t");
+    let (server, k) = incident_kubectl();
     // Default (Table) output with --sort-by needs includeObject=Object.
     let table = k.ok(&["get", "events", "--sort-by=.lastTimestamp"]);
     assert_eq!(table.lines().count(), 1 + 32);
@@ -307,8 +309,7 @@ fn sort_by_last_timestamp_works_and_shows_the_nulls() {
 
 #[test]
 fn selectors_filter() {
-    let server = start(incident());
-    let k = Kubectl::for_server(&server, "t");
+    let (_server, k) = incident_kubectl();
     let worker = k.ok(&[
         "get",
         "pods",
@@ -381,8 +382,7 @@ fn selectors_filter() {
 
 #[test]
 fn chunked_lists_follow_continue() {
-    let server = start(incident());
-    let k = Kubectl::for_server(&server, "t");
+    let (server, k) = incident_kubectl();
     let whole = k.ok(&["get", "events", "-o", "name", "--chunk-size=0"]);
     server.clear_requests();
     let chunked = k.ok(&["get", "events", "-o", "name", "--chunk-size=7"]);
@@ -409,7 +409,7 @@ fn chunked_lists_follow_continue() {
     });
     let k = Kubectl::for_server(&capped, "t");
     let pods = k.ok(&["get", "pods", "-o", "name"]);
-    assert_eq!(lines(&pods).len(), BACKSTAGE_PODS.len());
+    assert_eq!(lines(&pods).len(), INCIDENT_PODS.len());
     let pages = capped
         .requests()
         .into_iter()
@@ -428,7 +428,7 @@ fn tls_with_the_ca_works_and_a_wrong_ca_fails() {
     assert!(server.url().starts_with("https://127.0.0.1:"));
     let k = Kubectl::for_server(&server, "s3cret");
     let pods = k.ok(&["get", "pods", "-o", "name"]);
-    assert_eq!(lines(&pods).len(), BACKSTAGE_PODS.len());
+    assert_eq!(lines(&pods).len(), INCIDENT_PODS.len());
     let table = k.ok(&[
         "get",
         "events",
@@ -511,7 +511,7 @@ fn forbidden_is_a_real_looking_403() {
     // Pods are still readable.
     assert_eq!(
         lines(&k.ok(&["get", "pods", "-o", "name"])).len(),
-        BACKSTAGE_PODS.len()
+        INCIDENT_PODS.len()
     );
 }
 
@@ -561,10 +561,7 @@ fn node_available() -> bool {
 
 #[test]
 fn exec_pipes_stdin_and_passes_exit_codes() {
-    let root = pod_root();
-    let fx = Fixtures::incident().with_pod_root("backstage-6c9f8d7b54-k4m2x", root.path());
-    let server = start(ServerOptions::new(fx));
-    let k = Kubectl::for_server(&server, "t");
+    let (_root, server, k) = with_pod_root("backstage-6c9f8d7b54-k4m2x");
     let out = k.ok(&[
         "exec",
         "backstage-6c9f8d7b54-k4m2x",
@@ -630,10 +627,7 @@ fn exec_pipes_stdin_and_passes_exit_codes() {
 
 #[test]
 fn exec_into_a_crashing_pod_fails() {
-    let root = pod_root();
-    let fx = Fixtures::incident().with_pod_root("backstage-7d9f6b5c8-x2x7p", root.path());
-    let server = start(ServerOptions::new(fx));
-    let k = Kubectl::for_server(&server, "t");
+    let (_root, _server, k) = with_pod_root("backstage-7d9f6b5c8-x2x7p");
     let out = k.run(&[
         "exec",
         "backstage-7d9f6b5c8-x2x7p",
@@ -688,8 +682,7 @@ fn wait_for(rx: &mpsc::Receiver<String>, want: &str, seen: &mut Vec<String>) {
 
 #[test]
 fn watch_sees_apply_and_delete() {
-    let server = start(incident());
-    let k = Kubectl::for_server(&server, "t");
+    let (server, k) = incident_kubectl();
     let mut child = k
         .command(&["get", "pods", "-w", "--output-watch-events"])
         .stdout(Stdio::piped())
@@ -699,7 +692,7 @@ fn watch_sees_apply_and_delete() {
     let rx = line_reader(&mut child);
     let mut seen = Vec::new();
     wait_for(&rx, "ADDED backstage-worker-8f7b6c5d4-r7tjh", &mut seen);
-    assert_eq!(seen.len(), 1 + BACKSTAGE_PODS.len(), "{seen:?}");
+    assert_eq!(seen.len(), 1 + INCIDENT_PODS.len(), "{seen:?}");
     assert!(seen[0].starts_with("EVENT "));
     // kubectl lists, then watches from the list's resourceVersion; wait for the watch.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -745,8 +738,7 @@ fn watch_sees_apply_and_delete() {
 
 #[test]
 fn watch_with_the_default_table_output() {
-    let server = start(incident());
-    let k = Kubectl::for_server(&server, "t");
+    let (server, k) = incident_kubectl();
     let mut child = k
         .command(&[
             "get",

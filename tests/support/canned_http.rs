@@ -29,16 +29,7 @@ pub enum Answer {
 impl Answer {
     /// A Kubernetes `Status` object as the API server sends it with an error.
     pub fn status(code: u16, status: &'static str, reason: &str, message: &str) -> Answer {
-        let body = serde_json::json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": message,
-            "reason": reason,
-            "code": code,
-        })
-        .to_string();
+        let body = backstage_testkit::status_object(code, reason, message).to_string();
         Answer::Http {
             status,
             content_type: "application/json",

@@ -363,52 +363,19 @@ fn token_json(token: &str) -> String {
 }
 
 fn tls_config() -> (rustls::ServerConfig, String) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.distinguished_name
-        .push(DnType::CommonName, "fake key vault test CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
-    let issuer = Issuer::new(ca, ca_key);
-
-    let key = KeyPair::generate().expect("server key");
-    let mut server = CertificateParams::new(vec![
-        "*.vault.azure.net".to_string(),
-        "login.microsoftonline.com".to_string(),
-        "*.vault.example.com".to_string(),
-    ])
-    .expect("server params");
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "*.vault.azure.net");
-    server.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = server.signed_by(&key, &issuer).expect("server certificate");
-
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .expect("server config");
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    (config, ca_cert.pem())
+    let certs = backstage_testkit::TestCertificates::issue(
+        "fake key vault test CA",
+        "*.vault.azure.net",
+        &[
+            "*.vault.azure.net",
+            "login.microsoftonline.com",
+            "*.vault.example.com",
+        ],
+        false,
+    )
+    .expect("certificates");
+    let config = certs.server_config(&[b"http/1.1"]).expect("server config");
+    (config, certs.ca_pem)
 }
 
 async fn serve_https(

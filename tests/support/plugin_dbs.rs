@@ -10,10 +10,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::npm::{BACKEND_DEFAULTS, CATALOG_NEWER, CATALOG_OLDER, KnexRig, KnexTarget, Package};
-use crate::postgres::{Postgres, ident};
+use crate::postgres::{Postgres, connection_flags, ident, plugin_prefix};
 
 /// The role the plugin logs in with; its password must never be printed.
 pub const USER: &str = "backstage_admin";
@@ -22,18 +21,9 @@ pub const SENTINEL: &str = "S3ntinel-pw-7d41c9";
 pub const PASSWORD_ENV: &str = "TEST_DB_PASSWORD";
 pub const SCHEDULER_TABLE: &str = "backstage_backend_tasks__knex_migrations";
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
 /// The shared cluster, with [`USER`] created on first use.
 pub fn pg() -> &'static Postgres {
-    static ROLE: OnceLock<()> = OnceLock::new();
-    let pg = Postgres::shared();
-    ROLE.get_or_init(|| {
-        pg.create_role(USER, SENTINEL, false);
-        pg.execute("postgres", &format!("ALTER ROLE {USER} SUPERUSER"))
-            .unwrap();
-    });
-    pg
+    Postgres::shared_with_admin(USER, SENTINEL)
 }
 
 /// Plugin databases with a prefix of their own, dropped at the end.
@@ -45,13 +35,8 @@ pub struct Plugins {
 
 impl Plugins {
     pub fn new() -> Plugins {
-        let prefix = format!(
-            "t{}_{}_plugin_",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
         Plugins {
-            prefix,
+            prefix: plugin_prefix('t'),
             names: Vec::new(),
             dir: tempfile::tempdir().unwrap(),
         }
@@ -75,20 +60,8 @@ impl Plugins {
     /// The connection flags of `kubectl-backstage db` (they go after `db`), with the password in
     /// [`PASSWORD_ENV`].
     pub fn connection_args(&self) -> Vec<String> {
-        [
-            "--db-host",
-            pg().host(),
-            "--db-port",
-            &pg().port().to_string(),
-            "--db-user",
-            USER,
-            "--password-env",
-            PASSWORD_ENV,
-            "--database-prefix",
-            &self.prefix,
-        ]
-        .map(str::to_string)
-        .to_vec()
+        pg(); // The role exists before any command logs in with it.
+        connection_flags(USER, Some(PASSWORD_ENV), &self.prefix)
     }
 
     /// `kubectl-backstage db` with a clean environment, the connection flags and the password.
@@ -133,10 +106,7 @@ impl Default for Plugins {
 impl Drop for Plugins {
     fn drop(&mut self) {
         for name in &self.names {
-            let _ = pg().execute(
-                "postgres",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name)),
-            );
+            pg().drop_named(name);
         }
     }
 }
@@ -175,13 +145,8 @@ pub fn templates() -> &'static (String, String) {
             format!("tpl{}_catalog_newer", std::process::id()),
         );
         for (name, package) in [(&older, CATALOG_OLDER), (&newer, CATALOG_NEWER)] {
-            pg().execute(
-                "postgres",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name)),
-            )
-            .unwrap();
-            pg().execute("postgres", &format!("CREATE DATABASE {}", ident(name)))
-                .unwrap();
+            pg().drop_named(name);
+            pg().create_named(name);
             latest(name, package, "migrations", "knex_migrations");
             latest(
                 name,

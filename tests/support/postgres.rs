@@ -16,7 +16,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -171,6 +171,35 @@ impl Postgres {
         TestDatabase { pg: self, name }
     }
 
+    /// The shared cluster with a superuser login role `user` (password `password`), created on the
+    /// first call for that user.
+    pub fn shared_with_admin(user: &str, password: &str) -> &'static Postgres {
+        static MADE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let pg = Postgres::shared();
+        let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
+        if !made.iter().any(|u| u == user) {
+            pg.create_role(user, password, false);
+            pg.execute("postgres", &format!("ALTER ROLE {} SUPERUSER", ident(user)))
+                .unwrap_or_else(|e| panic!("{e}"));
+            made.push(user.to_string());
+        }
+        pg
+    }
+
+    /// Creates the database `name` (an exact name; see [`plugin_prefix`]), panicking on error.
+    pub fn create_named(&self, name: &str) {
+        self.execute("postgres", &format!("CREATE DATABASE {}", ident(name)))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Drops the database `name` if it exists, closing its sessions; errors are ignored (cleanup).
+    pub fn drop_named(&self, name: &str) {
+        let _ = self.execute(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name)),
+        );
+    }
+
     /// Creates a login role; with `ssl_only` it may connect only over TLS.
     pub fn create_role(&self, name: &str, password: &str, ssl_only: bool) {
         let mut sql = format!(
@@ -285,47 +314,17 @@ rm -rf "$3""#;
     }
 
     fn write_tls(&self) -> Result<(), String> {
-        use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-            KeyPair, KeyUsagePurpose, SanType,
-        };
-        let err = |e: rcgen::Error| format!("generate certificates: {e}");
-        let ca_key = KeyPair::generate().map_err(err)?;
-        let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-        ca.distinguished_name
-            .push(DnType::CommonName, "kubectl-backstage test CA");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
-        let issuer = Issuer::new(ca, ca_key);
-
-        let key = KeyPair::generate().map_err(err)?;
-        let mut server = CertificateParams::new(vec!["localhost".to_string()]).map_err(err)?;
-        server
-            .subject_alt_names
-            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        server
-            .distinguished_name
-            .push(DnType::CommonName, "localhost");
-        server.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let cert = server.signed_by(&key, &issuer).map_err(err)?;
-
-        self.write_private(&self.ca_pem_path(), ca_cert.pem().as_bytes(), 0o644)?;
-        let data = self.data_dir();
-        self.write_private(&data.join("server.crt"), cert.pem().as_bytes(), 0o600)?;
-        self.write_private(
-            &data.join("server.key"),
-            key.serialize_pem().as_bytes(),
-            0o600,
+        let certs = backstage_testkit::TestCertificates::issue(
+            "kubectl-backstage test CA",
+            "localhost",
+            &["localhost"],
+            true,
         )
+        .map_err(|e| format!("generate certificates: {e}"))?;
+        self.write_private(&self.ca_pem_path(), certs.ca_pem.as_bytes(), 0o644)?;
+        let data = self.data_dir();
+        self.write_private(&data.join("server.crt"), certs.cert_pem.as_bytes(), 0o600)?;
+        self.write_private(&data.join("server.key"), certs.key_pem.as_bytes(), 0o600)
     }
 
     fn write_config(&self) -> Result<(), String> {
@@ -417,11 +416,52 @@ impl TestDatabase<'_> {
 
 impl Drop for TestDatabase<'_> {
     fn drop(&mut self) {
-        let _ = self.pg.execute(
-            "postgres",
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&self.name)),
-        );
+        self.pg.drop_named(&self.name);
     }
+}
+
+/// The connection flags of `kubectl-backstage db` for this cluster (they go after `db`): host, port,
+/// `user`, the password's environment variable when there is one, and the database prefix.
+pub fn connection_flags(user: &str, password_env: Option<&str>, prefix: &str) -> Vec<String> {
+    let pg = Postgres::shared();
+    let mut flags = vec![
+        "--db-host".to_string(),
+        pg.host().to_string(),
+        "--db-port".to_string(),
+        pg.port().to_string(),
+        "--db-user".to_string(),
+        user.to_string(),
+    ];
+    if let Some(var) = password_env {
+        flags.extend(["--password-env".to_string(), var.to_string()]);
+    }
+    flags.extend(["--database-prefix".to_string(), prefix.to_string()]);
+    flags
+}
+
+/// A finished process's status, stdout and stderr, asserting that `password` is in neither.
+pub fn output_without_password(
+    out: std::process::Output,
+    password: &str,
+) -> (std::process::ExitStatus, String, String) {
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(
+        !stdout.contains(password) && !stderr.contains(password),
+        "the password leaked:\n{stdout}\n{stderr}"
+    );
+    (out.status, stdout, stderr)
+}
+
+/// A `--database-prefix` not used yet in this test binary: `<letter><pid>_<n>_plugin_`.
+pub fn plugin_prefix(letter: char) -> String {
+    format!(
+        "{letter}{}_{}_plugin_",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A database name not used yet in this test binary.

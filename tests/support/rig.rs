@@ -71,6 +71,29 @@ impl Rig {
         cmd
     }
 
+    /// Starts the plugin with `args` to run on (a watch), stdout and stderr piped, killed if it still
+    /// runs after `guard`; returns the child (its stderr still to read) and its stdout's lines.
+    pub fn watch(
+        &self,
+        args: &[&str],
+        guard: std::time::Duration,
+    ) -> (
+        std::process::Child,
+        std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    ) {
+        use std::io::BufRead;
+        let mut child = self
+            .plugin_process()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        kill_after(&child, guard);
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        (child, lines)
+    }
+
     /// The real kubectl with the same kubeconfig and a private HOME (it caches discovery there). Panics
     /// when kubectl is not installed: a comparison with kubectl never passes without running
     /// (`scripts/setup-machine.sh` installs it).
