@@ -420,6 +420,8 @@ fn rows(ctx: &Ctx) -> Vec<Row> {
         row("kubeconfig a string").args(&["health"]).kube(Kube::Text("hello\n".into())).first("error: kubeconfig {dir}/kubeconfig is malformed: failed to parse kubeconfig YAML: error: line 1 column 1: expected mapping start --> <input>:1:1 | 1 | hello | ^ expected mapping start"),
         row("unknown context").args(&["health", "--context", "nope"]).first("error: context \"nope\" not found in the kubeconfig; contexts: fake"),
         row("no current-context").args(&["health"]).kube(Kube::Text(KUBE_NO_CURRENT.into())).first("error: no current-context in the kubeconfig; pick one with --context (one, two)"),
+        row("context namespace with a path").args(&["health"]).kube(Kube::Text(format!("{KUBE_NO_CURRENT}current-context: one\n").replace("context: {cluster: c, user: u}\n- name: two", "context: {cluster: c, user: u, namespace: '../../secrets'}\n- name: two")))
+            .first("error: context \"one\" has namespace \"../../secrets\", which is not a valid namespace (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit); pass -n NAMESPACE"),
         row("context with a missing cluster").args(&["health"]).kube(Kube::Text("apiVersion: v1\nkind: Config\ncontexts:\n- name: x\n  context: {cluster: gone, user: gone}\ncurrent-context: x\n".into()))
             .first("error: context \"x\" cannot be used: failed to load the cluster of context: gone"),
         row("context name with an escape").args(&["health", "--context", "nope"]).kube(Kube::Text(KUBE_NO_CURRENT.replace("name: two", "name: \"t\\e]52;c;aGk=\\aw\\ro\"")))

@@ -6,7 +6,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::KubeError;
 use crate::process_env::read_text_bounded;
-use crate::settings::{ClusterSettings, KubeconfigSource};
+use crate::settings::{ClusterSettings, KubeconfigSource, is_dns1123_label};
 
 /// The namespace used when neither a flag, the environment nor the context names one.
 pub const DEFAULT_NAMESPACE: &str = "backstage";
@@ -119,6 +119,17 @@ pub fn resolve_context(
         .as_ref()
         .and_then(|c| c.namespace.clone())
         .filter(|n| !n.is_empty());
+    // A flag's or the config file's namespace was checked with the settings; the context's goes into
+    // URL paths just the same.
+    if settings.namespace.is_none()
+        && let Some(namespace) = &context_namespace
+        && !is_dns1123_label(namespace)
+    {
+        return Err(KubeError::InvalidNamespace {
+            context: name,
+            namespace: namespace.clone(),
+        });
+    }
     let namespace = settings
         .namespace
         .clone()
@@ -194,6 +205,18 @@ mod tests {
         );
         let r = resolve_context(kc, vec![], &settings(Some("a"), Some("flag"))).unwrap();
         assert_eq!(r.namespace, "flag");
+    }
+
+    #[test]
+    fn a_context_namespace_that_is_not_a_label_is_refused_unless_a_flag_overrides_it() {
+        let kc = kubeconfig("a", &[("a", Some("kube-system/pods/x/.."))]);
+        let err = resolve_context(kc.clone(), vec![], &settings(None, None)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "context \"a\" has namespace \"kube-system/pods/x/..\", which is not a valid namespace (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit); pass -n NAMESPACE"
+        );
+        let r = resolve_context(kc, vec![], &settings(None, Some("backstage"))).unwrap();
+        assert_eq!(r.namespace, "backstage");
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub enum KubeError {
     NoCurrentContext { known: String },
     #[error("context {context:?} not found in the kubeconfig; contexts: {known}")]
     UnknownContext { context: String, known: String },
+    #[error(
+        "context {context:?} has namespace {namespace:?}, which is not a valid namespace (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit); pass -n NAMESPACE"
+    )]
+    InvalidNamespace { context: String, namespace: String },
     #[error("context {context:?} cannot be used: {message}")]
     ContextConfig { context: String, message: String },
     #[error("cannot create a client for context {context:?}: {message}")]

@@ -21,7 +21,7 @@ pub use config_file::{
     parse_config,
 };
 pub use db::{DEFAULT_DATABASE_PREFIX, DEFAULT_SCHEMA_DATABASE, DbSettings, Division};
-pub use validate::{validate_namespace, validate_plugin_id, validate_table_name};
+pub use validate::{is_dns1123_label, validate_namespace, validate_plugin_id, validate_table_name};
 
 /// Why the flags, the environment or the config file cannot be used. Always exit 2, before any I/O.
 #[derive(Debug, thiserror::Error)]
