@@ -28,12 +28,12 @@ fn running_text(running: &[RunningImage], wide: bool) -> String {
                     .unwrap_or_else(|| r.image.clone())
             };
             let digest = match &r.digest {
-                Some(d) if wide => d.clone(),
-                Some(d) => short_digest(d).to_string(),
-                None => "not started".into(),
+                Some(d) if wide => format!("@ {d}"),
+                Some(d) => format!("@ {}", short_digest(d)),
+                None => "(not started)".into(),
             };
             format!(
-                "{} {} {image} @ {digest}",
+                "{} {} {image} {digest}",
                 r.pods,
                 if r.pods == 1 { "pod" } else { "pods" }
             )
@@ -61,7 +61,7 @@ fn release_line(b: &BackstageVersion) -> String {
         _ => "no backstage.json, and no package version matches a known release".into(),
     };
     format!(
-        "Backstage {} ({}) in {}\n",
+        "Backstage {} ({}) in {}",
         b.release.as_deref().unwrap_or("unknown"),
         how,
         b.source
@@ -115,7 +115,7 @@ impl Report for VersionReport {
             return out;
         };
         out.push_str(&cell(&release_line(b)));
-        out.push('\n');
+        out.push_str("\n\n");
         let mut header = vec![
             "PACKAGE",
             "VERSION",
