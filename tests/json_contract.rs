@@ -1044,6 +1044,7 @@ fn version_diff_schema() -> T {
                 req("added", list(T::Str)),
                 req("removed", list(T::Str)),
                 req("commands", list(T::Str)),
+                req("goneInTo", T::Bool),
             ])),
         ),
         req("downgrade", T::Bool),

@@ -76,7 +76,11 @@ fn row(
         json!(plugin),
         json!(from),
         migrations,
-        json!(first),
+        if first == "-" {
+            Value::Null
+        } else {
+            json!(first)
+        },
     )
 }
 
@@ -249,7 +253,7 @@ fn diff_of_two_releases_upgrade_then_downgrade() {
     assert_eq!(
         up["migrations"],
         json!([{"plugin": "catalog", "table": "knex_migrations", "package": "@backstage/plugin-catalog-backend",
-                "added": CATALOG_ADDED, "removed": [], "commands": []}])
+                "added": CATALOG_ADDED, "removed": [], "commands": [], "goneInTo": false}])
     );
     assert_eq!(
         (&up["downgrade"], &up["commands"]),
@@ -263,7 +267,7 @@ fn diff_of_two_releases_upgrade_then_downgrade() {
     assert_eq!(
         down["migrations"],
         json!([{"plugin": "catalog", "table": "knex_migrations", "package": "@backstage/plugin-catalog-backend",
-                "added": [], "removed": [CATALOG_ADDED[1], CATALOG_ADDED[0]], "commands": [rollback]}])
+                "added": [], "removed": [CATALOG_ADDED[1], CATALOG_ADDED[0]], "commands": [rollback], "goneInTo": false}])
     );
     assert_eq!(down["downgrade"], true);
     assert_eq!(
@@ -312,6 +316,28 @@ fn diff_of_two_releases_upgrade_then_downgrade() {
 fn cluster_with_trees(dir: &Path) -> Rig {
     let rig = Rig::incident();
     let newer = tree(dir, "pod-newer", &RELEASE_1_55_0, None);
+    // A third-party plugin with migrations (its plugin id comes from its name) and a package with
+    // neither a @backstage scope nor migrations, which is not listed.
+    let demo = newer.join("node_modules/@acme/plugin-demo-backend");
+    std::fs::create_dir_all(demo.join("migrations")).unwrap();
+    write(
+        &demo.join("package.json"),
+        r#"{"name": "@acme/plugin-demo-backend", "version": "1.0.0"}"#,
+    );
+    write(
+        &demo.join("migrations/20240101000000_init.js"),
+        "exports.up = async () => {};\nexports.down = async () => {};\n",
+    );
+    write(
+        &demo.join("migrations/20240201000000_more.js"),
+        "exports.up = async () => {};\nexports.down = async () => {};\n",
+    );
+    let left_pad = newer.join("node_modules/left-pad");
+    std::fs::create_dir_all(&left_pad).unwrap();
+    write(
+        &left_pad.join("package.json"),
+        r#"{"name": "left-pad", "version": "1.3.0"}"#,
+    );
     let older = tree(
         dir,
         "pod-older",
@@ -400,23 +426,57 @@ fn workloads_images_and_digests_and_the_running_pods_packages() {
         (&b["release"], &b["releaseFrom"]),
         (&json!("1.55.0"), &json!("inferred"))
     );
-    let names: Vec<(&str, &str)> = b["packages"]
+    let catalog_newer = older_catalog_files().len() as u64 + 2;
+    assert_eq!(
+        packages(b),
+        vec![
+            row(
+                "@acme/plugin-demo-backend",
+                "1.0.0",
+                Some("demo"),
+                Some("name"),
+                2,
+                "-"
+            ),
+            row(
+                "@backstage/backend-defaults",
+                "0.18.0",
+                None,
+                None,
+                4,
+                "1.55.0"
+            ),
+            row(
+                "@backstage/plugin-auth-backend",
+                "0.30.1",
+                Some("auth"),
+                Some("package.json"),
+                12,
+                "1.55.0"
+            ),
+            row(
+                "@backstage/plugin-catalog-backend",
+                "4.0.0",
+                Some("catalog"),
+                Some("package.json"),
+                catalog_newer,
+                "1.55.0"
+            ),
+        ]
+    );
+    let roles: Vec<&Value> = b["packages"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| {
-            (
-                p["package"].as_str().unwrap(),
-                p["version"].as_str().unwrap(),
-            )
-        })
+        .map(|p| &p["role"])
         .collect();
     assert_eq!(
-        names,
+        roles,
         [
-            ("@backstage/backend-defaults", "0.18.0"),
-            ("@backstage/plugin-auth-backend", "0.30.1"),
-            ("@backstage/plugin-catalog-backend", "4.0.0")
+            &Value::Null,
+            &json!("node-library"),
+            &json!("backend-plugin"),
+            &json!("backend-plugin")
         ]
     );
 
@@ -484,6 +544,20 @@ fn diff_with_another_environments_running_pod() {
         json!([format!(
             "kubectl backstage db rollback --plugin catalog --to {last_kept}"
         )])
+    );
+    // Staging lacks the demo plugin altogether: listed, nothing to roll back.
+    let demo: Vec<&Value> = down["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["plugin"] == "demo")
+        .collect();
+    assert_eq!(
+        demo,
+        [
+            &json!({"plugin": "demo", "table": "knex_migrations", "package": "@acme/plugin-demo-backend",
+                 "added": [], "removed": ["20240201000000_more.js", "20240101000000_init.js"], "commands": [], "goneInTo": true})
+        ]
     );
     // Staging to prod: an upgrade.
     let up = out_json(

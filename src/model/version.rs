@@ -334,6 +334,9 @@ pub struct MigrationChange {
     pub removed: Vec<String>,
     /// The `db rollback` commands for `removed`, for a database that is at A's files.
     pub commands: Vec<String>,
+    /// B has no files for this table at all (the plugin or service is not in B): B never migrates it,
+    /// so its database is left as it is and nothing needs rolling back.
+    pub gone_in_to: bool,
 }
 
 /// The placeholder for the plugin in a shared table's commands: each plugin database that has it.
@@ -436,22 +439,30 @@ pub fn version_diff(
         if plan.upgrade.is_empty() && plan.rollback.is_empty() {
             continue;
         }
+        let gone_in_to = tb.is_none();
         migrations.push(MigrationChange {
+            gone_in_to,
             plugin,
             package: tb.or(ta).map(|t| t.package.clone()).unwrap_or_default(),
             table,
             added: plan.upgrade,
             removed: plan.rollback,
-            commands: plan.commands,
+            commands: if gone_in_to {
+                Vec::new()
+            } else {
+                plan.commands
+            },
         });
     }
-    let downgrade = migrations.iter().any(|m| !m.removed.is_empty());
+    let downgrade = migrations
+        .iter()
+        .any(|m| !m.removed.is_empty() && !m.gone_in_to);
     let mut commands = Vec::new();
     if downgrade {
         if let Some(spec) = to_spec {
             commands.push(format!("kubectl backstage db plan --to {spec}"));
         }
-        for m in migrations.iter().filter(|m| !m.removed.is_empty()) {
+        for m in migrations.iter().filter(|m| !m.commands.is_empty()) {
             commands.extend(m.commands.iter().cloned());
         }
     }
@@ -687,6 +698,7 @@ mod tests {
                     added: vec!["2_t.js".into()],
                     removed: vec![],
                     commands: vec![],
+                    gone_in_to: false,
                 },
                 MigrationChange {
                     plugin: Some("catalog".into()),
@@ -697,6 +709,7 @@ mod tests {
                     commands: vec![
                         "kubectl backstage db rollback --plugin catalog --to 1_a.js".into()
                     ],
+                    gone_in_to: false,
                 },
             ]
         );
@@ -715,6 +728,28 @@ mod tests {
             [format!(
                 "kubectl backstage db rollback --plugin {EACH_PLUGIN} --table backstage_backend_tasks__knex_migrations --to 1_s.js"
             )]
+        );
+        // A plugin B does not have at all: its files are listed, but nothing is rolled back.
+        let with_demo = [
+            ta[0].clone(),
+            table(
+                Some("demo"),
+                "knex_migrations",
+                "@acme/plugin-demo-backend",
+                &["1_d.js"],
+            ),
+        ];
+        let gone = version_diff(&a, &with_demo, &a, &ta[..1], Some("/a"));
+        assert_eq!(gone.migrations.len(), 1);
+        assert_eq!(
+            (
+                gone.migrations[0].removed.as_slice(),
+                gone.migrations[0].gone_in_to
+            ),
+            (&["1_d.js".to_string()][..], true)
+        );
+        assert!(
+            gone.migrations[0].commands.is_empty() && gone.commands.is_empty() && !gone.downgrade
         );
         let same = version_diff(&a, &ta, &a, &ta, None);
         assert!(same.packages.is_empty() && same.migrations.is_empty() && !same.downgrade);

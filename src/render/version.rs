@@ -195,8 +195,8 @@ impl Report for VersionDiff {
                 cell(&m.table),
                 cell(&m.package),
                 m.added.len().to_string(),
-                if m.removed.is_empty() {
-                    "0".into()
+                if m.removed.is_empty() || m.gone_in_to {
+                    m.removed.len().to_string()
                 } else {
                     style.paint(&m.removed.len().to_string(), Color::Red)
                 },
@@ -215,7 +215,15 @@ impl Report for VersionDiff {
                     cell(&m.added.join(", "))
                 ));
             }
-            if !m.removed.is_empty() {
+            if !m.removed.is_empty() && m.gone_in_to {
+                out.push_str(&format!(
+                    "gone    {} {}: the package is not in {}; its database is left as it is, nothing to roll back ({})\n",
+                    cell(plugin),
+                    cell(&m.table),
+                    cell(&self.to.source),
+                    cell(&m.removed.join(", "))
+                ));
+            } else if !m.removed.is_empty() {
                 out.push_str(&format!(
                     "{} {} {}: {}\n",
                     style.paint("removed", Color::Red),
