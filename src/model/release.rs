@@ -66,7 +66,8 @@ impl ReleaseData {
     }
 
     /// The release whose versions the installed `@backstage/*` packages match best: the most
-    /// packages at the release's version, then the fewest at another version; `None` when no
+    /// packages at the release's version less those at another version, then the fewest at another
+    /// version; the oldest of equals, with the others in `also_matching`; `None` when no
     /// package matches any release.
     pub fn infer<'a>(
         &self,
@@ -89,7 +90,17 @@ impl ReleaseData {
                 }
             }
         }
-        let score = |i: usize| (matched[i], std::cmp::Reverse(shipped[i] - matched[i]));
+        // Net evidence: packages at the release's version count for it, packages the release ships
+        // at another version against it. Counting matches alone would let an older release with a
+        // full manifest beat a newer one whose data is partial, only because it lists more of the
+        // packages that did not change in between.
+        let score = |i: usize| {
+            let differing = shipped[i] - matched[i];
+            (
+                matched[i] as i64 - differing as i64,
+                std::cmp::Reverse(differing),
+            )
+        };
         let best = (0..self.releases.len())
             .filter(|&i| matched[i] > 0)
             .max_by_key(|&i| (score(i), std::cmp::Reverse(i)))?;
@@ -167,6 +178,28 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_release_is_not_beaten_by_unchanged_packages_of_an_older_full_one() {
+        // 1.0.0 lists all four; 1.1.0 (partial) only a and b, and a changed in it.
+        let data = ReleaseData::parse(
+            r#"{"releases":["1.0.0","1.1.0"],"partial":{"1.1.0":"x"},"packages":{
+              "a":{"1":[[0,0]],"2":[[1,1]]},"b":{"1":[[0,1]]},"c":{"1":[[0,0]]},"d":{"1":[[0,0]]}}}"#,
+        )
+        .unwrap();
+        let got = data
+            .infer([("a", "2"), ("b", "1"), ("c", "1"), ("d", "1")])
+            .unwrap();
+        assert_eq!(
+            (got.release.as_str(), got.matched, got.compared, got.partial),
+            ("1.1.0", 2, 2, true)
+        );
+        // A tree of 1.0.0 still infers 1.0.0.
+        let got = data
+            .infer([("a", "1"), ("b", "1"), ("c", "1"), ("d", "1")])
+            .unwrap();
+        assert_eq!((got.release.as_str(), got.matched), ("1.0.0", 4));
+    }
+
+    #[test]
     fn first_release_of_a_package_version() {
         let data = ReleaseData::parse(SMALL).unwrap();
         assert_eq!(
@@ -201,6 +234,31 @@ mod tests {
             (got.release.as_str(), got.matched, got.compared, got.partial),
             ("1.55.0", 3, 3, true)
         );
+    }
+
+    /// Every release's own package versions infer that release (or one that ships exactly the same
+    /// versions, which it then lists as matching equally).
+    #[test]
+    fn every_release_of_the_embedded_data_infers_itself() {
+        let data = ReleaseData::embedded();
+        for (index, release) in data.releases.iter().enumerate() {
+            let manifest: Vec<(&str, &str)> = data
+                .packages
+                .iter()
+                .flat_map(|(package, versions)| {
+                    versions
+                        .iter()
+                        .filter(|(_, ranges)| ranges.iter().any(|r| (r[0]..=r[1]).contains(&index)))
+                        .map(move |(version, _)| (package.as_str(), version.as_str()))
+                })
+                .collect();
+            let got = data.infer(manifest.iter().copied()).unwrap();
+            assert!(
+                &got.release == release || got.also_matching.contains(release),
+                "{release}: inferred {got:?}"
+            );
+            assert_eq!(got.matched, manifest.len(), "{release}");
+        }
     }
 
     #[test]
