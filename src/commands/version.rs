@@ -83,18 +83,6 @@ pub async fn gather(
 
 /// The release and packages of one gathered tree.
 pub fn describe(found: &Inventory) -> BackstageVersion {
-    let installed: Vec<(String, String, Option<String>, Option<String>)> = found
-        .installed
-        .iter()
-        .map(|p| {
-            (
-                p.package.clone(),
-                p.version.clone(),
-                p.plugin_id.clone(),
-                p.role.clone(),
-            )
-        })
-        .collect();
     backstage_version(
         &TreeContents {
             source: &found.source,
@@ -102,7 +90,7 @@ pub fn describe(found: &Inventory) -> BackstageVersion {
                 .backstage_json
                 .as_ref()
                 .map(|j| (j.path.as_str(), j.text.as_str())),
-            installed: &installed,
+            installed: &found.installed,
             tables: &found.tables,
         },
         ReleaseData::embedded(),

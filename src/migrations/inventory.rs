@@ -12,21 +12,8 @@ use serde::Deserialize;
 use super::source::{SourceError, package_tables};
 use crate::knex::packages::MigrationTableSource;
 use crate::kube::Cluster;
+pub use crate::model::version::InstalledPackage;
 use crate::options::SourceSpec;
-
-/// A package as its `package.json` describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InstalledPackage {
-    pub package: String,
-    pub version: String,
-    /// `backstage.pluginId` of its `package.json`, when it declares one.
-    #[serde(default)]
-    pub plugin_id: Option<String>,
-    /// `backstage.role` (`backend-plugin`, `backend-plugin-module`, `frontend-plugin`, …).
-    #[serde(default)]
-    pub role: Option<String>,
-}
 
 /// A `backstage.json` found at the app root.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

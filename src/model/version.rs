@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::image::{ImageRef, TagKind, digest_of_image_id, parse_image, tag_kind};
 use super::release::{Inference, ReleaseData, release_of_backstage_json};
@@ -89,11 +89,25 @@ pub struct PackageVersion {
     pub first_release: Option<String>,
 }
 
+/// A package as its `package.json` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstalledPackage {
+    pub package: String,
+    pub version: String,
+    /// `backstage.pluginId` of its `package.json`, when it declares one.
+    #[serde(default)]
+    pub plugin_id: Option<String>,
+    /// `backstage.role` (`backend-plugin`, `backend-plugin-module`, `frontend-plugin`, …).
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
 /// The parts of a tree `version` needs, as gathered (see `migrations::inventory`).
 pub struct TreeContents<'a> {
     pub source: &'a str,
     pub backstage_json: Option<(&'a str, &'a str)>,
-    pub installed: &'a [(String, String, Option<String>, Option<String>)],
+    pub installed: &'a [InstalledPackage],
     pub tables: &'a [MigrationTableSource],
 }
 
@@ -106,8 +120,8 @@ pub fn backstage_version(tree: &TreeContents<'_>, data: &ReleaseData) -> Backsta
         data.infer(
             tree.installed
                 .iter()
-                .filter(|(name, ..)| name.starts_with("@backstage/"))
-                .map(|(name, version, ..)| (name.as_str(), version.as_str())),
+                .filter(|p| p.package.starts_with("@backstage/"))
+                .map(|p| (p.package.as_str(), p.version.as_str())),
         )
     } else {
         None
@@ -120,7 +134,13 @@ pub fn backstage_version(tree: &TreeContents<'_>, data: &ReleaseData) -> Backsta
     let mut packages: Vec<PackageVersion> = tree
         .installed
         .iter()
-        .map(|(package, version, plugin_id, role)| {
+        .map(|installed| {
+            let InstalledPackage {
+                package,
+                version,
+                plugin_id,
+                role,
+            } = installed;
             let (plugin_id, plugin_id_from) = match plugin_id {
                 Some(id) => (Some(id.clone()), Some("package.json")),
                 None => match plugin_id_of_package(package) {
