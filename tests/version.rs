@@ -566,6 +566,32 @@ fn diff_with_another_environments_running_pod() {
     );
     assert_eq!(up["migrations"][0]["added"], json!(CATALOG_ADDED));
 
+    // -e picks the environment for a plain `version` too: its namespace, its pod.
+    let staging = out_json(with_config().args(["-e", "staging", "version"]), 0);
+    assert_eq!(staging["namespace"], "backstage-staging");
+    let workloads: Vec<&str> = staging["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["workload"].as_str().unwrap())
+        .collect();
+    assert_eq!(workloads, ["deployment/backstage"]);
+    assert_eq!(
+        staging["workloads"][0]["running"],
+        json!([{"image": format!("{REGISTRY}/backstage/backstage:prod-5f3c2a1-20261122110000"), "digest": ROLLING_DIGEST, "pods": 1}])
+    );
+    assert_eq!(
+        staging["backstage"]["source"],
+        "pod:backstage-5f6d7c8b9a-h2kxm"
+    );
+    assert_eq!(
+        (
+            &staging["backstage"]["release"],
+            &staging["backstage"]["releaseFrom"]
+        ),
+        (&json!("1.52.1"), &json!("backstage.json"))
+    );
+
     let (code, out, err) = run(with_config().args(["version", "--diff", "pod", "env:nope"]));
     assert_eq!((code, out.as_str()), (2, ""));
     assert_eq!(
