@@ -77,6 +77,9 @@ pub enum Command {
     Events(EventsArgs),
     /// The plugin databases: Knex migrations, locks, psql
     Db(Box<DbArgs>),
+    /// What runs: each workload's image, tag and running digest, and the backend's Backstage release
+    /// and packages; `--diff A B` compares two versions
+    Version(VersionArgs),
     /// The environments of the config file
     #[command(subcommand)]
     Env(EnvCommand),
@@ -115,6 +118,22 @@ pub struct EventsArgs {
     /// After listing, print new and updated events as they happen; Ctrl-C ends it
     #[arg(short = 'w', long)]
     pub watch: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Only workloads and pods matching this label selector (e.g. app.kubernetes.io/name=backstage)
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Where the packages are read: `pod` (a running Backstage pod; the default), `pod:NAME`, or a DIR
+    /// (a checkout with node_modules, or a node_modules folder)
+    #[arg(long, value_name = "SOURCE", conflicts_with = "diff")]
+    pub source: Option<String>,
+    /// Compare two versions, A (the one running now) and B (the one to move to): each `pod`,
+    /// `pod:NAME`, a DIR, or `env:NAME` (the running pod of another environment of the config file).
+    /// Exit 1 when B lacks migrations A has (roll back first), else 0
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    pub diff: Option<Vec<String>>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -29,7 +29,7 @@ use cli::{Cli, Command, EnvCommand};
 use commands::Outcome;
 use kube::{Cluster, KubeError};
 use process_env::RealEnv;
-use settings::commands::{DbCommandSettings, EventsSettings};
+use settings::commands::{DbCommandSettings, EventsSettings, VersionSettings};
 use settings::{DbSettings, Settings, SettingsError};
 
 /// Why a command could not do its job; [`exit::of_error`] gives its exit code.
@@ -41,6 +41,8 @@ pub enum Error {
     Kube(#[from] KubeError),
     #[error(transparent)]
     Db(#[from] commands::db::DbCommandError),
+    #[error(transparent)]
+    Version(#[from] commands::version::VersionError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -112,6 +114,13 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
             with_cluster(&settings, |cluster| async move {
                 commands::events::run(&events, &cluster, &style).await
             })
+        }
+        Command::Version(args) => {
+            let version = VersionSettings::resolve(args, &settings)?;
+            Ok(runtime()?.block_on(async {
+                let cluster = Cluster::connect(&settings.cluster).await;
+                commands::version::run(&version, cluster, &style).await
+            })?)
         }
         Command::Db(args) => {
             let command = DbCommandSettings::resolve(&args.command)?;

@@ -545,6 +545,27 @@ fn rows(ctx: &Ctx) -> Vec<Row> {
             .first("error: --source {dir}/nowhere: not a folder (a source is pod, pod:NAME or a folder)"),
         row("db: plan --to that does not exist").db(ctx, &["plan", "--to", "{dir}/nowhere"])
             .first("error: --to {dir}/nowhere: not a folder (a source is pod, pod:NAME or a folder)"),
+        // ---- version ----
+        row("version: --source that does not exist").args(&["version", "--source", "{dir}/nowhere"])
+            .first("error: --source {dir}/nowhere: not a folder (a source is pod, pod:NAME or a folder)"),
+        row("version: --source a folder without node_modules").args(&["version", "--source", "{dir}"])
+            .first("error: --source {dir}: has no node_modules: name a checkout with installed dependencies, or its node_modules"),
+        row("version: --source env:NAME").args(&["version", "--source", "env:ptl"])
+            .first("error: --source env:ptl: env:NAME is for --diff; to see another environment use -e NAME"),
+        row("version: --diff side that does not exist").args(&["version", "--diff", "pod", "{dir}/nowhere"])
+            .first("error: --diff {dir}/nowhere: not a folder (a source is pod, pod:NAME or a folder)"),
+        row("version: --diff with an unknown environment").args(&["version", "--diff", "pod", "env:nope"])
+            .first("error: unknown environment \"nope\"; configured environments: none (see `kubectl backstage env list`)"),
+        row("version: --diff with one side").args(&["version", "--diff", "pod"])
+            .usage("error: 2 values required for '--diff <A> <B>' but 1 was provided"),
+        row("version: --source with --diff").args(&["version", "--source", "pod", "--diff", "pod", "pod"])
+            .usage("error: the argument '--source <SOURCE>' cannot be used with '--diff <A> <B>'"),
+        row("version: a pod that does not exist").args(&["version", "--source", "pod:nope"])
+            .first("error: pod \"nope\" not found in namespace backstage"),
+        row("version: no cluster").args(&["version"]).kube(Kube::Absent)
+            .first("error: cannot read kubeconfig {dir}/home/.kube/config: No such file or directory (os error 2)"),
+        row("version: --diff of pods with no cluster").args(&["version", "--diff", "pod", "pod"]).kube(Kube::Absent)
+            .first("error: reading migration files from a pod needs the cluster: cannot read kubeconfig {dir}/home/.kube/config: No such file or directory (os error 2)"),
     ];
     rows
 }

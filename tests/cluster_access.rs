@@ -414,7 +414,7 @@ fn help_version_and_completion() {
     let rig = Rig::incident();
     let (code, out, _) = run(rig.plugin().arg("--help"));
     assert_eq!(code, 0);
-    for command in ["health", "events", "env", "completion"] {
+    for command in ["health", "events", "version", "env", "completion"] {
         assert!(
             out.contains(&format!("  {command}")),
             "--help lists {command}: {out}"

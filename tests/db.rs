@@ -310,6 +310,42 @@ fn downgrade_shows_missing_with_knex_own_error_and_status_never_writes() {
         .args(["status", "--source", source.to_str().unwrap()]));
     assert_eq!(code, 1);
     assert!(table.contains(&format!("catalog knex_migrations: missing (the database is ahead of the code; Backstage would fail with \"The migration directory is corrupt\"): {}, {}", CATALOG_ADDED[0], CATALOG_ADDED[1])), "{table}");
+
+    // -o wide: where the files come from, and the first release that shipped that package version.
+    let (code, wide, _) =
+        run(plugins
+            .db()
+            .args(["status", "-o", "wide", "--source", source.to_str().unwrap()]));
+    assert_eq!(code, 1);
+    let rows: Vec<Vec<&str>> = wide
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0][rows[0].len() - 3..],
+        ["DATABASE", "FILES", "RELEASE"]
+    );
+    let files_and_release = |table: &str| -> Vec<&str> {
+        let row = rows
+            .iter()
+            .find(|r| r.len() > 2 && r[0] == "catalog" && r[1] == table)
+            .unwrap_or_else(|| panic!("no catalog {table} row: {wide}"));
+        row[row.len() - 2..].to_vec()
+    };
+    assert_eq!(
+        files_and_release("knex_migrations"),
+        [
+            "@backstage/plugin-catalog-backend@3.8.0/migrations",
+            "1.52.0"
+        ]
+    );
+    assert_eq!(
+        files_and_release(SCHEDULER_TABLE),
+        [
+            "@backstage/backend-defaults@0.18.0/migrations/scheduler",
+            "1.55.0"
+        ]
+    );
 }
 
 /// `catalog` at the older version, its migration lock held.

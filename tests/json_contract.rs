@@ -573,6 +573,7 @@ fn table_status() -> T {
         // Beyond the spec's example.
         req("lock", lock_state()),
         req("filesFrom", null(T::Str)),
+        req("filesRelease", null(T::Str)),
         req("corruptDirectoryError", null(T::Str)),
     ])
 }
@@ -666,7 +667,10 @@ fn db_status_document() {
     assert_eq!(ahead_table["completed"][0]["batch"], 1);
     assert_eq!(ahead_table["locked"], false);
     assert_eq!(ahead_table["lock"]["state"], "free");
+    // catalog-backend 3.8.0 first shipped in Backstage 1.52.0, 4.0.0 in 1.55.0.
+    assert_eq!(ahead_table["filesRelease"], "1.52.0");
     let behind_table = knex(&pending);
+    assert_eq!(behind_table["filesRelease"], "1.55.0");
     assert_eq!(behind_table["pending"], serde_json::json!(CATALOG_ADDED));
     assert_eq!(behind_table["locked"], true);
     assert_eq!(behind_table["lock"]["state"], "held");
@@ -916,4 +920,200 @@ fn json_escapes_c1_controls_after_hardening() {
         .find(|e| e["reason"] == "Evil")
         .unwrap();
     assert_eq!(evil["message"], message);
+}
+
+/// A Backstage app folder whose `node_modules` holds `packages` (symlinks into the npm cache).
+fn app_tree(
+    dir: &std::path::Path,
+    name: &str,
+    packages: &[npm::Package],
+    release: Option<&str>,
+) -> std::path::PathBuf {
+    let root = dir.join(name);
+    let scope = root.join("node_modules/@backstage");
+    std::fs::create_dir_all(&scope).unwrap();
+    for package in packages {
+        let link = scope.join(package.name.trim_start_matches("@backstage/"));
+        std::os::unix::fs::symlink(npm::KnexRig::get().package_dir(*package), link).unwrap();
+    }
+    if let Some(release) = release {
+        write(
+            &root.join("backstage.json"),
+            &format!("{{\"version\": \"{release}\"}}"),
+        );
+    }
+    root
+}
+
+fn tag_kind() -> T {
+    T::Tagged(
+        "kind",
+        vec![
+            ("pr", vec![req("number", T::Int), req("commit", T::Str)]),
+            ("prod", vec![req("commit", T::Str), req("built", T::Str)]),
+            ("semver", vec![req("version", T::Str)]),
+            ("digest", vec![]),
+            ("latest", vec![]),
+            ("other", vec![]),
+        ],
+    )
+}
+
+fn version_schema() -> T {
+    let workload = obj(vec![
+        req("workload", T::Str),
+        req("container", T::Str),
+        req("image", T::Str),
+        req("registry", null(T::Str)),
+        req("repository", T::Str),
+        req("tag", null(T::Str)),
+        req("digest", null(T::Str)),
+        req("tagKind", tag_kind()),
+        req(
+            "running",
+            list(obj(vec![
+                req("image", T::Str),
+                req("digest", null(T::Str)),
+                req("pods", T::Int),
+            ])),
+        ),
+    ]);
+    let backstage = obj(vec![
+        req("source", T::Str),
+        req("release", null(T::Str)),
+        req("releaseFrom", null(T::Str)),
+        req("backstageJson", null(T::Str)),
+        req(
+            "inference",
+            null(obj(vec![
+                req("release", T::Str),
+                req("matched", T::Int),
+                req("compared", T::Int),
+                req("alsoMatching", list(T::Str)),
+                req("partial", T::Bool),
+            ])),
+        ),
+        req(
+            "packages",
+            list(obj(vec![
+                req("package", T::Str),
+                req("version", T::Str),
+                req("pluginId", null(T::Str)),
+                req("pluginIdFrom", null(T::Str)),
+                req("role", null(T::Str)),
+                req("migrations", T::Int),
+                req("firstRelease", null(T::Str)),
+            ])),
+        ),
+    ]);
+    obj(vec![
+        req("kind", T::Lit("Version")),
+        req("namespace", null(T::Str)),
+        req("workloads", list(workload)),
+        req("backstage", null(backstage)),
+        req("backstageError", null(T::Str)),
+    ])
+}
+
+fn version_diff_schema() -> T {
+    let side = obj(vec![
+        req("source", T::Str),
+        req("release", null(T::Str)),
+        req("releaseFrom", null(T::Str)),
+    ]);
+    obj(vec![
+        req("kind", T::Lit("VersionDiff")),
+        req("from", side.clone()),
+        req("to", side),
+        req(
+            "packages",
+            list(obj(vec![
+                req("package", T::Str),
+                req("from", null(T::Str)),
+                req("to", null(T::Str)),
+                req("change", T::Str),
+            ])),
+        ),
+        req("unchanged", T::Int),
+        req(
+            "migrations",
+            list(obj(vec![
+                req("plugin", null(T::Str)),
+                req("table", T::Str),
+                req("package", T::Str),
+                req("added", list(T::Str)),
+                req("removed", list(T::Str)),
+                req("commands", list(T::Str)),
+                req("goneInTo", T::Bool),
+            ])),
+        ),
+        req("downgrade", T::Bool),
+        req("commands", list(T::Str)),
+    ])
+}
+
+#[test]
+fn version_and_version_diff_documents() {
+    use npm::{RELEASE_1_52_1, RELEASE_1_55_0};
+    let dir = tempfile::tempdir().unwrap();
+    let newer = app_tree(dir.path(), "newer", &RELEASE_1_55_0, None);
+    // The older tree has a package only it ships, so a diff has a removed package.
+    let mut older_packages = RELEASE_1_52_1.to_vec();
+    older_packages.push(npm::BACKEND_TASKS);
+    let older = app_tree(dir.path(), "older", &older_packages, Some("1.52.1"));
+    let rig = Rig::incident();
+    // Before any pod root is set, the pods cannot be read: the report says why.
+    let unread = document(|| rig.plugin(), &["version"], 0);
+    assert_eq!(unread["backstage"], Value::Null);
+    for pod in ["backstage-6c9f8d7b54-k4m2x", "backstage-6c9f8d7b54-q8zvn"] {
+        rig.server.set_pod_root(pod, &newer);
+    }
+    let from_pod = document(|| rig.plugin(), &["version"], 0);
+    let no_cluster = || {
+        let mut cmd = rig.plugin();
+        cmd.env("KUBECONFIG", dir.path().join("none"));
+        cmd
+    };
+    let from_dir = document(
+        no_cluster,
+        &["version", "--source", older.to_str().unwrap()],
+        0,
+    );
+    assert_eq!(from_dir["namespace"], Value::Null);
+    let never = [
+        "$.workloads[].digest",
+        "$.workloads[].tagKind<digest>",
+        "$.workloads[].tagKind<digest>.kind",
+        "$.workloads[].tagKind<latest>",
+        "$.workloads[].tagKind<latest>.kind",
+        "$.workloads[].tagKind<other>",
+        "$.workloads[].tagKind<other>.kind",
+        "$.backstage.inference.alsoMatching[]",
+    ];
+    assert_contract(
+        "version",
+        &version_schema(),
+        &[&unread, &from_pod, &from_dir],
+        &never,
+    );
+    let (o, n) = (older.to_str().unwrap(), newer.to_str().unwrap());
+    let down = document(|| rig.plugin(), &["version", "--diff", "pod", o], 1);
+    let up = document(no_cluster, &["version", "--diff", o, n], 0);
+    // Every migration table of these trees is a plugin's own or the scheduler's, which
+    // backend-tasks 0.6.1 (older only) and backend-defaults share.
+    assert_contract("version --diff", &version_diff_schema(), &[&down, &up], &[]);
+    let catalog = |doc: &Value| -> Value {
+        doc["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["plugin"] == "catalog")
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        catalog(&down)["removed"],
+        serde_json::json!([CATALOG_ADDED[1], CATALOG_ADDED[0]])
+    );
+    assert_eq!(catalog(&up)["added"], serde_json::json!(CATALOG_ADDED));
 }

@@ -1,4 +1,4 @@
-//! Snapshots of what operators read: `--help` texts and the table output of `health` and `events`
+//! Snapshots of what operators read: `--help` texts and the table output of `health`, `events` and `version`
 //! against the incident fixtures. Ages are filtered (they depend on the second the test runs) and
 //! column padding is collapsed, so a snapshot changes only when the content does.
 
@@ -30,6 +30,24 @@ fn help_texts() {
     insta::assert_snapshot!("help_db", help(&["db"]));
     insta::assert_snapshot!("help_db_status", help(&["db", "status"]));
     insta::assert_snapshot!("help_db_rollback", help(&["db", "rollback"]));
+    insta::assert_snapshot!("help_version", help(&["version"]));
+}
+
+/// `version` on the incident: the workloads mid-rollout (the pods cannot be exec'd into here, so the
+/// packages are left out with a note), plain and wide.
+#[test]
+fn version_tables() {
+    let rig = Rig::incident();
+    let (code, out, err) = run(rig.plugin().arg("version"));
+    assert_eq!(code, 0);
+    assert!(
+        err.starts_with("note: not showing the Backstage release and packages: exec into pod "),
+        "{err}"
+    );
+    insta::assert_snapshot!("version_incident", out);
+    let (code, out, _) = run(rig.plugin().args(["version", "-o", "wide"]));
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("version_incident_wide", out);
 }
 
 #[test]

@@ -8,6 +8,7 @@ use crate::knex::packages::{
     KNOWN_MIGRATION_FOLDERS, MigrationTableSource, PackageMigrations, migration_table_source,
 };
 use crate::kube::{Cluster, KubeError};
+use crate::migrations::inventory::{BackstageJson, InstalledPackage, Inventory};
 use crate::model::pod::PodView;
 
 /// The listing script. `__FOLDERS__` becomes a JSON map of package → folders that are not
@@ -19,7 +20,7 @@ const special = __FOLDERS__;
 const isDir = (p) => { try { return fs.statSync(p).isDirectory(); } catch (e) { return false; } };
 const roots = [path.join(process.cwd(), 'node_modules'), '/app/node_modules'].filter(isDir);
 const root = roots[0];
-const packages = [];
+const packages = [], installed = [];
 if (root) {
   const dirs = [];
   for (const entry of fs.readdirSync(root)) {
@@ -31,22 +32,42 @@ if (root) {
     let manifest;
     try { manifest = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')); } catch (e) { continue; }
     if (!manifest || typeof manifest.name !== 'string') continue;
+    let shipsMigrations = false;
     for (const folder of special[manifest.name] || ['migrations']) {
       const where = path.join(dir, folder);
       if (!isDir(where)) continue;
       const listing = fs.readdirSync(where).filter((f) => { try { return fs.statSync(path.join(where, f)).isFile(); } catch (e) { return false; } });
       packages.push({ package: manifest.name, version: String(manifest.version || ''), folder, directory: where, listing });
+      shipsMigrations = true;
+    }
+    if (shipsMigrations || manifest.name.startsWith('@backstage/')) {
+      const meta = manifest.backstage && typeof manifest.backstage === 'object' ? manifest.backstage : {};
+      installed.push({ package: manifest.name, version: String(manifest.version || ''),
+        pluginId: typeof meta.pluginId === 'string' ? meta.pluginId : null, role: typeof meta.role === 'string' ? meta.role : null });
     }
   }
 }
-process.stdout.write(JSON.stringify({ cwd: process.cwd(), root: root || null, node: process.version, packages }));
+// backstage.json names the release: at the app root (the working directory, the folder holding
+// node_modules, or their parent).
+let backstageJson = null;
+const places = [process.cwd(), root ? path.dirname(root) : null, path.dirname(process.cwd()), '/app'].filter(Boolean);
+for (const place of [...new Set(places)]) {
+  const file = path.join(place, 'backstage.json');
+  try { backstageJson = { path: file, text: fs.readFileSync(file, 'utf8').slice(0, 4096) }; break; } catch (e) { /* next */ }
+}
+process.stdout.write(JSON.stringify({ cwd: process.cwd(), root: root || null, node: process.version, packages, installed, backstageJson }));
 "#;
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Listing {
     cwd: String,
     root: Option<String>,
     packages: Vec<ListedPackage>,
+    #[serde(default)]
+    installed: Vec<InstalledPackage>,
+    #[serde(default)]
+    backstage_json: Option<BackstageJson>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +207,31 @@ pub async fn choose_pod(
 
 /// Lists the migration files in the pod's image.
 pub async fn pod_files(cluster: &Cluster, named: Option<&str>) -> Result<PodFiles, PodSourceError> {
+    let (files, _) = pod_listing(cluster, named).await?;
+    Ok(files)
+}
+
+/// The packages of the pod's image (every `@backstage/*` one and every one that ships migrations), its
+/// `backstage.json`, and its migration files: one exec.
+pub async fn pod_inventory(
+    cluster: &Cluster,
+    named: Option<&str>,
+) -> Result<Inventory, PodSourceError> {
+    let (files, (installed, backstage_json)) = pod_listing(cluster, named).await?;
+    Ok(Inventory {
+        source: format!("pod:{}", files.pod),
+        installed,
+        tables: files.tables,
+        backstage_json,
+    })
+}
+
+type Extra = (Vec<InstalledPackage>, Option<BackstageJson>);
+
+async fn pod_listing(
+    cluster: &Cluster,
+    named: Option<&str>,
+) -> Result<(PodFiles, Extra), PodSourceError> {
     let (pod, container) = choose_pod(cluster, named).await?;
     let command = vec!["node".to_string(), "-e".to_string(), list_script()];
     let output = cluster
@@ -242,10 +288,13 @@ pub async fn pod_files(cluster: &Cluster, named: Option<&str>) -> Result<PodFile
             })
         })
         .collect();
-    Ok(PodFiles {
-        pod,
-        container,
-        cwd: listing.cwd,
-        tables,
-    })
+    Ok((
+        PodFiles {
+            pod,
+            container,
+            cwd: listing.cwd,
+            tables,
+        },
+        (listing.installed, listing.backstage_json),
+    ))
 }

@@ -176,7 +176,7 @@ impl LocalSource {
     }
 }
 
-fn list_files(dir: &Path) -> std::io::Result<Vec<String>> {
+pub(crate) fn list_files(dir: &Path) -> std::io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -211,7 +211,7 @@ fn scan_node_modules(node_modules: &Path) -> std::io::Result<Vec<MigrationTableS
 }
 
 /// The placed migrations folders of one package directory (none when it ships none).
-fn package_tables(dir: &Path) -> std::io::Result<Vec<MigrationTableSource>> {
+pub(crate) fn package_tables(dir: &Path) -> std::io::Result<Vec<MigrationTableSource>> {
     let Ok(text) = std::fs::read_to_string(dir.join("package.json")) else {
         return Ok(Vec::new());
     };
@@ -242,7 +242,7 @@ fn package_tables(dir: &Path) -> std::io::Result<Vec<MigrationTableSource>> {
     Ok(tables)
 }
 
-fn absolute(path: &Path) -> String {
+pub(crate) fn absolute(path: &Path) -> String {
     std::fs::canonicalize(path)
         .unwrap_or_else(|_| path.to_path_buf())
         .display()

@@ -74,6 +74,10 @@ pub struct TableStatus {
     pub lock: LockState,
     /// Which package's files the table was compared with (`name@version/folder`), if any.
     pub files_from: Option<String>,
+    /// The first Backstage release that shipped that package version, when the release data knows
+    /// it. (Which release introduced each migration is not known: that needs the files of every older
+    /// version of the package.)
+    pub files_release: Option<String>,
     #[serde(flatten)]
     pub status: MigrationStatus,
     /// The error Backstage would stop with, when migrations are missing.
@@ -97,6 +101,11 @@ impl TableStatus {
             locked: lock.blocks_migrations(),
             lock,
             files_from: files.map(describe_files),
+            files_release: files.and_then(|f| {
+                crate::model::release::ReleaseData::embedded()
+                    .first_release_of(&f.package, &f.version)
+                    .map(str::to_string)
+            }),
             corrupt_directory_error: status.corrupt_directory_message(),
             status,
         }

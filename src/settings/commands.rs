@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::SettingsError;
 use super::validate::{validate_plugin_id, validate_table_name};
-use crate::cli::{DbCommand, EventsArgs, Runner};
+use super::{ClusterSettings, Settings, validate_namespace};
+use crate::cli::{DbCommand, EventsArgs, Runner, VersionArgs};
 use crate::knex::model::{DEFAULT_MIGRATION_TABLE, RollbackTarget};
 use crate::model::events::parse_object;
 use crate::options::SourceSpec;
@@ -82,6 +83,100 @@ impl EventsSettings {
             watch: args.watch,
         })
     }
+}
+
+/// Where `version` reads a version: a source as the `db` commands take it, or the running pod of
+/// another environment of the config file (`env:NAME`), reached with that environment's context and
+/// namespace.
+#[derive(Debug, Clone)]
+pub enum VersionSource {
+    Spec(SourceSpec),
+    Env {
+        name: String,
+        cluster: ClusterSettings,
+    },
+}
+
+/// `version`, with its flags checked.
+#[derive(Debug, Clone)]
+pub struct VersionSettings {
+    pub selector: Option<String>,
+    /// `None`: the running pod.
+    pub source: Option<SourceSpec>,
+    /// `--diff A B`, each with its text as given.
+    pub diff: Option<[(String, VersionSource); 2]>,
+}
+
+impl VersionSettings {
+    pub fn resolve(
+        args: &VersionArgs,
+        settings: &Settings,
+    ) -> Result<VersionSettings, SettingsError> {
+        let source = args
+            .source
+            .as_deref()
+            .map(|text| match text.strip_prefix("env:") {
+                Some(_) => Err(SettingsError::Flag {
+                    message: format!(
+                        "--source {text}: env:NAME is for --diff; to see another environment use -e NAME"
+                    ),
+                }),
+                None => source("--source", text),
+            })
+            .transpose()?;
+        let diff = match args.diff.as_deref() {
+            None => None,
+            Some([a, b]) => Some([
+                (a.clone(), version_source(a, settings)?),
+                (b.clone(), version_source(b, settings)?),
+            ]),
+            Some(_) => {
+                return Err(SettingsError::Conflict {
+                    message: "--diff takes two versions: --diff A B",
+                });
+            }
+        };
+        Ok(VersionSettings {
+            selector: args.selector.clone(),
+            source,
+            diff,
+        })
+    }
+}
+
+/// One side of `--diff`.
+fn version_source(text: &str, settings: &Settings) -> Result<VersionSource, SettingsError> {
+    let Some(name) = text.strip_prefix("env:") else {
+        return Ok(VersionSource::Spec(source("--diff", text)?));
+    };
+    let Some(environment) = settings.config.environments.get(name) else {
+        let known: Vec<&str> = settings
+            .config
+            .environments
+            .keys()
+            .map(String::as_str)
+            .collect();
+        return Err(SettingsError::UnknownEnvironment {
+            name: name.to_string(),
+            known: if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            },
+        });
+    };
+    if let Some(namespace) = &environment.namespace {
+        validate_namespace(namespace, &format!("environments.{name}.namespace"))?;
+    }
+    Ok(VersionSource::Env {
+        name: name.to_string(),
+        cluster: ClusterSettings {
+            kubeconfig: settings.cluster.kubeconfig.clone(),
+            context: environment.context.clone(),
+            namespace: environment.namespace.clone(),
+            request_timeout: settings.cluster.request_timeout,
+        },
+    })
 }
 
 /// A `db` subcommand with its flags checked.

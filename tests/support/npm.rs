@@ -54,11 +54,36 @@ pub const BACKEND_TASKS: Package = Package {
     version: "0.6.1",
 };
 
-pub const PACKAGES: [Package; 4] = [
+/// auth-backend of Backstage 1.52.x (12 migrations, `backstage.pluginId: auth`).
+pub const AUTH_OLDER: Package = Package {
+    name: "@backstage/plugin-auth-backend",
+    version: "0.29.1",
+};
+/// auth-backend of Backstage 1.55.0: the same 12 migrations.
+pub const AUTH_NEWER: Package = Package {
+    name: "@backstage/plugin-auth-backend",
+    version: "0.30.1",
+};
+/// backend-defaults of Backstage 1.52.1 (the npm registry has no 0.17.3, 1.52.0's): the same
+/// migrations as 0.18.0.
+pub const BACKEND_DEFAULTS_OLDER: Package = Package {
+    name: "@backstage/backend-defaults",
+    version: "0.17.4",
+};
+
+/// The packages of Backstage 1.52.1 that these tests use (catalog, auth, backend-defaults).
+pub const RELEASE_1_52_1: [Package; 3] = [CATALOG_OLDER, AUTH_OLDER, BACKEND_DEFAULTS_OLDER];
+/// The same packages as Backstage 1.55.0 ships them (create-app 0.9.2's version map).
+pub const RELEASE_1_55_0: [Package; 3] = [CATALOG_NEWER, AUTH_NEWER, BACKEND_DEFAULTS];
+
+pub const PACKAGES: [Package; 7] = [
     CATALOG_OLDER,
     CATALOG_NEWER,
     BACKEND_DEFAULTS,
     BACKEND_TASKS,
+    AUTH_OLDER,
+    AUTH_NEWER,
+    BACKEND_DEFAULTS_OLDER,
 ];
 
 /// Bumped when the folder's layout changes, so an old cache is not reused.
@@ -242,9 +267,16 @@ impl KnexRig {
 
 fn cache_key() -> String {
     let packages: Vec<String> = PACKAGES.iter().map(|p| package_dir_name(*p)).collect();
+    // The package list named by a hash (FNV-1a): written out it is longer than a file name may be.
+    let hash = packages
+        .join(",")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
     format!(
-        "v{LAYOUT}-knex-{KNEX_VERSION}-pg-{PG_VERSION}-uuid-{UUID_VERSION}-{}",
-        packages.join("-")
+        "v{LAYOUT}-knex-{KNEX_VERSION}-pg-{PG_VERSION}-uuid-{UUID_VERSION}-{}-packages-{hash:016x}",
+        packages.len()
     )
 }
 

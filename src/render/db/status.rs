@@ -16,7 +16,7 @@ impl Report for DbStatusReport {
             "VERSION",
         ];
         if style.wide() {
-            header.extend(["DATABASE", "FILES"]);
+            header.extend(["DATABASE", "FILES", "RELEASE"]);
         }
         let mut table = style.table(&header);
         for db in &self.databases {
@@ -31,7 +31,7 @@ impl Report for DbStatusReport {
                     String::new(),
                 ];
                 if style.wide() {
-                    row.extend([cell(&db.database), String::new()]);
+                    row.extend([cell(&db.database), String::new(), String::new()]);
                 }
                 table.add_row(row);
             }
@@ -63,6 +63,7 @@ impl Report for DbStatusReport {
                         None => db.database.clone(),
                     }));
                     row.push(cell(t.files_from.as_deref().unwrap_or("-")));
+                    row.push(cell(t.files_release.as_deref().unwrap_or("-")));
                 }
                 table.add_row(row);
             }
