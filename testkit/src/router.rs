@@ -241,8 +241,9 @@ async fn resource_request(
         return not_found_path();
     };
     let query = Query::parse(req.uri().query());
-    let is_exec = target.sub.as_deref() == Some("exec");
-    let method_ok = req.method() == Method::GET || (is_exec && req.method() == Method::POST);
+    // exec and port-forward are "connect" subresources: websocket clients GET them, SPDY clients POST.
+    let is_connect = matches!(target.sub.as_deref(), Some("exec" | "portforward"));
+    let method_ok = req.method() == Method::GET || (is_connect && req.method() == Method::POST);
     if !method_ok {
         return status_response(
             405,
@@ -256,7 +257,8 @@ async fn resource_request(
     }
     let watch = query.flag("watch");
     let verb = match (&target.name, &target.sub, watch) {
-        (_, Some(s), _) if s == "exec" => "create",
+        // What the API server authorizes a websocket upgrade of these as (KEP-4006).
+        (_, Some(_), _) if is_connect => "create",
         (Some(_), _, true) => "watch",
         (Some(_), _, false) => "get",
         (None, _, true) => "watch",
@@ -282,6 +284,10 @@ async fn resource_request(
         (Some(name), Some("exec")) if target.res.plural == "pods" => {
             let ns = target.namespace.clone().unwrap_or_default();
             crate::exec::exec(shared.clone(), req, &ns, name, &query).await
+        }
+        (Some(name), Some("portforward")) if target.res.plural == "pods" => {
+            let ns = target.namespace.clone().unwrap_or_default();
+            crate::portforward::port_forward(shared.clone(), req, &ns, name, &query).await
         }
         (Some(_), Some(_)) => not_found_path(),
         (name, None) => list_or_watch(shared, &target, name.as_deref(), &accept, &query, watch),
