@@ -63,32 +63,6 @@ pub(crate) async fn port_forward(
             &format!("pod not found (\"{pod_name}_{ns}\")"),
         );
     }
-    let mut ports = Vec::new();
-    for value in query.all("ports") {
-        for p in value.split(',') {
-            match p.trim().parse::<u16>() {
-                Ok(0) => {
-                    return kubelet_error(
-                        StatusCode::BAD_REQUEST,
-                        &format!("port \"{value}\" must be > 0"),
-                    );
-                }
-                Ok(n) => ports.push(n),
-                Err(e) => {
-                    return kubelet_error(
-                        StatusCode::BAD_REQUEST,
-                        &format!("unable to parse \"{value}\" as a port: {e}"),
-                    );
-                }
-            }
-        }
-    }
-    if ports.is_empty() {
-        return kubelet_error(
-            StatusCode::BAD_REQUEST,
-            "query parameter \"port\" is required",
-        );
-    }
     let headers = req.headers();
     if !websocket::is_websocket(headers) {
         return status_response(
@@ -117,6 +91,33 @@ pub(crate) async fn port_forward(
             [BINARY]
         ));
     };
+    // Websocket clients name the ports in the query (SPDY clients per stream, which is not served).
+    let mut ports = Vec::new();
+    for value in query.all("ports") {
+        for p in value.split(',') {
+            match p.trim().parse::<u16>() {
+                Ok(0) => {
+                    return kubelet_error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("port \"{value}\" must be > 0"),
+                    );
+                }
+                Ok(n) => ports.push(n),
+                Err(e) => {
+                    return kubelet_error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("unable to parse \"{value}\" as a port: {e}"),
+                    );
+                }
+            }
+        }
+    }
+    if ports.is_empty() {
+        return kubelet_error(
+            StatusCode::BAD_REQUEST,
+            "query parameter \"port\" is required",
+        );
+    }
     let forwards: Vec<Forward> = {
         let extras = shared.extras();
         ports
