@@ -217,12 +217,17 @@ async fn run(ws: Upgraded, forwards: Vec<Forward>, sandbox: String) {
             break;
         }
     }
-    let _ = sink
+    let closing = sink
         .send(Message::Close(Some(CloseFrame {
             code: CloseCode::Normal,
             reason: "".into(),
         })))
         .await;
+    if closing.is_err() {
+        // The client closed first: sending is over, but its close still wants the reply, which
+        // closing the sink flushes.
+        let _ = sink.close().await;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
 }
 
