@@ -256,16 +256,21 @@ async fn resource_request(
         );
     }
     let watch = query.flag("watch");
-    let verb = match (&target.name, &target.sub, watch) {
-        // What the API server authorizes a websocket upgrade of these as (KEP-4006).
-        (_, Some(_), _) if is_connect => "create",
-        (Some(_), _, true) => "watch",
-        (Some(_), _, false) => "get",
-        (None, _, true) => "watch",
-        (None, _, false) => "list",
+    // The verb comes from the method: a websocket upgrade (GET) of exec or port-forward is `get`, a
+    // SPDY one (POST) `create`. Since Kubernetes 1.35 (KEP-4006, AuthorizePodWebsocketUpgradeCreatePermission)
+    // the API server also checks `create` on a websocket upgrade, after `get`.
+    let verbs: &[&str] = match (&target.name, &target.sub, watch) {
+        (_, Some(_), _) if is_connect && req.method() == Method::GET => &["get", "create"],
+        (_, Some(_), _) if is_connect => &["create"],
+        (Some(_), _, true) => &["watch"],
+        (Some(_), _, false) => &["get"],
+        (None, _, true) => &["watch"],
+        (None, _, false) => &["list"],
     };
-    if let Some(r) = forbidden(shared, verb, &target) {
-        return r;
+    for verb in verbs {
+        if let Some(r) = forbidden(shared, verb, &target) {
+            return r;
+        }
     }
     let accept = req
         .headers()

@@ -291,23 +291,26 @@ async fn kube_rs_forwards_and_is_refused_as_rbac_says() {
     drop(stream);
     forwarder.join().await.unwrap();
 
-    let forbidding = FakeApiServer::start(ServerOptions {
-        forbidden: vec![("create".into(), "pods/portforward".into())],
-        ..ServerOptions::new(Fixtures::incident())
-    })
-    .unwrap();
-    let pods: Api<Pod> = Api::namespaced(client(&forbidding).await, "backstage");
-    match pods.portforward(POD, &[7007]).await {
-        Err(kube::Error::Api(status)) => {
-            assert_eq!(status.code, 403);
-            assert_eq!(
-                status.message,
-                format!(
-                    "pods \"{POD}\" is forbidden: User \"system:serviceaccount:backstage:kubectl-backstage\" cannot create resource \"pods/portforward\" in API group \"\" in the namespace \"backstage\""
-                )
-            );
+    // A websocket upgrade is a GET: authorized as `get`, and since Kubernetes 1.35 also as `create`.
+    for verb in ["get", "create"] {
+        let forbidding = FakeApiServer::start(ServerOptions {
+            forbidden: vec![(verb.into(), "pods/portforward".into())],
+            ..ServerOptions::new(Fixtures::incident())
+        })
+        .unwrap();
+        let pods: Api<Pod> = Api::namespaced(client(&forbidding).await, "backstage");
+        match pods.portforward(POD, &[7007]).await {
+            Err(kube::Error::Api(status)) => {
+                assert_eq!(status.code, 403);
+                assert_eq!(
+                    status.message,
+                    format!(
+                        "pods \"{POD}\" is forbidden: User \"system:serviceaccount:backstage:kubectl-backstage\" cannot {verb} resource \"pods/portforward\" in API group \"\" in the namespace \"backstage\""
+                    )
+                );
+            }
+            Err(other) => panic!("expected 403, got {other:?}"),
+            Ok(_) => panic!("expected 403, got a forward"),
         }
-        Err(other) => panic!("expected 403, got {other:?}"),
-        Ok(_) => panic!("expected 403, got a forward"),
     }
 }
