@@ -449,3 +449,24 @@ async fn the_pod_changing_under_the_forward_is_the_api_servers_error() {
     );
     drop(forward);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_forward_refuses_new_connections_and_ends_open_ones() {
+    let rig = rig(&[]);
+    let (addr, _backend) = backend().await;
+    rig.server.set_pod_port(POD, 7007, addr);
+    let cluster = cluster(&rig).await;
+    let forward = cluster.forward_to_backstage(None).await.unwrap();
+    let local = forward.local_addr();
+    let mut open = tokio::net::TcpStream::connect(local).await.unwrap();
+    open.write_all(b"GET /hello/open HTTP/1.1\r\nHost: backstage\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut open).await, "hello open");
+    forward.stop().await;
+    let mut rest = Vec::new();
+    let _ = open.read_to_end(&mut rest).await;
+    assert!(rest.is_empty(), "{rest:?}");
+    let refused = tokio::net::TcpStream::connect(local).await.unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+}

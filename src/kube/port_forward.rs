@@ -83,6 +83,15 @@ impl LocalForward {
     }
 }
 
+impl LocalForward {
+    /// Stops listening and ends every forwarded connection, and returns once they are gone (dropping
+    /// the forward does the same without waiting).
+    pub async fn stop(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
 impl Drop for LocalForward {
     fn drop(&mut self) {
         // The accept loop owns the connections' tasks; aborting it drops (and so aborts) them too.
