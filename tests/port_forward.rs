@@ -14,7 +14,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -23,33 +22,11 @@ use kubectl_backstage::kube::{Cluster, KubeError};
 use kubectl_backstage::settings::{ClusterSettings, KubeconfigSource};
 use rig::{Rig, TOKEN};
 
-/// The pod the `backstage` Service leads to in the incident fixtures: of its two Running and Ready
-/// pods, created at the same second, the first by name.
+/// The pod the `backstage` Service leads to in the incident fixtures (`testkit/fixtures/incident/
+/// services.yaml`: the Helm chart's `backstage`, the pull-request environment's `backstage-pr-1234`,
+/// the database's two): of its two Running and Ready pods, created at the same second, the first by
+/// name; its port `http-backend` targets the container port named `http-backend`, 7007.
 const POD: &str = "backstage-6c9f8d7b54-k4m2x";
-
-/// The Service the Backstage Helm chart creates, and the database's.
-fn services() -> Vec<serde_json::Value> {
-    let labels = json!({"app.kubernetes.io/name": "backstage", "app.kubernetes.io/instance": "backstage",
-                        "app.kubernetes.io/component": "backstage"});
-    vec![
-        json!({"apiVersion": "v1", "kind": "Service",
-               "metadata": {"name": "backstage", "namespace": "backstage", "labels": labels},
-               "spec": {"type": "ClusterIP", "clusterIP": "10.0.12.7", "selector": labels,
-                        "ports": [{"name": "http-backend", "port": 7007, "protocol": "TCP", "targetPort": "http-backend"}]}}),
-        json!({"apiVersion": "v1", "kind": "Service",
-               "metadata": {"name": "backstage-pr-1234", "namespace": "backstage",
-                            "labels": {"app.kubernetes.io/name": "backstage", "app.kubernetes.io/instance": "backstage-pr-1234"}},
-               "spec": {"type": "ClusterIP", "clusterIP": "10.0.12.9",
-                        "selector": {"app.kubernetes.io/name": "backstage", "app.kubernetes.io/instance": "backstage-pr-1234"},
-                        "ports": [{"name": "http-backend", "port": 7007, "protocol": "TCP", "targetPort": 7007}]}}),
-        json!({"apiVersion": "v1", "kind": "Service",
-               "metadata": {"name": "backstage-postgresql", "namespace": "backstage",
-                            "labels": {"app.kubernetes.io/name": "postgresql"}},
-               "spec": {"type": "ClusterIP", "clusterIP": "10.0.12.8",
-                        "selector": {"app.kubernetes.io/name": "postgresql", "app.kubernetes.io/instance": "backstage"},
-                        "ports": [{"name": "tcp-postgresql", "port": 5432, "protocol": "TCP", "targetPort": "tcp-postgresql"}]}}),
-    ]
-}
 
 fn rig(forbidden: &[(&str, &str)]) -> Rig {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -62,9 +39,6 @@ fn rig(forbidden: &[(&str, &str)]) -> Rig {
             .collect(),
         ..ServerOptions::new(Fixtures::incident())
     });
-    for s in services() {
-        rig.server.apply(s);
-    }
     rig
 }
 
@@ -403,7 +377,7 @@ async fn errors_name_what_is_missing_or_refused() {
         .delete("Service", "backstage", "backstage-pr-1234");
     assert_eq!(
         forward_error(&rig, None).await.to_string(),
-        "no service in namespace \"backstage\" selects the backstage backend pods (services: backstage-postgresql)"
+        "no service in namespace \"backstage\" selects the backstage backend pods (services: backstage-postgresql, backstage-postgresql-hl)"
     );
 
     let forbidden = self::rig(&[("create", "pods/portforward")]);
