@@ -30,7 +30,7 @@ const POD: &str = "backstage-6c9f8d7b54-k4m2x";
 
 fn rig(forbidden: &[(&str, &str)]) -> Rig {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rig = Rig::start(ServerOptions {
+    Rig::start(ServerOptions {
         tls: true,
         token: Some(TOKEN.into()),
         forbidden: forbidden
@@ -38,8 +38,7 @@ fn rig(forbidden: &[(&str, &str)]) -> Rig {
             .map(|(v, r)| (v.to_string(), r.to_string()))
             .collect(),
         ..ServerOptions::new(Fixtures::incident())
-    });
-    rig
+    })
 }
 
 async fn cluster(rig: &Rig) -> Cluster {
