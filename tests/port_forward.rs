@@ -135,7 +135,7 @@ async fn many_concurrent_connections_through_one_forward_each_answered_by_the_ba
     );
     assert_eq!(
         (forward.service(), forward.pod(), forward.port()),
-        ("backstage", POD, 7007)
+        (Some("backstage"), POD, 7007)
     );
     assert_eq!(
         forward.base_url(),
@@ -442,4 +442,39 @@ async fn a_stopped_forward_refuses_new_connections_and_ends_open_ones() {
     assert!(rest.is_empty(), "{rest:?}");
     let refused = tokio::net::TcpStream::connect(local).await.unwrap_err();
     assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_to_a_pod_directly() {
+    let rig = rig(&[]);
+    let (addr, _backend) = backend().await;
+    // The worker pod's port 7008, which no Service leads to.
+    let worker = "backstage-worker-59c8d7f6b-mz5ql";
+    rig.server.set_pod_port(worker, 7008, addr);
+    let cluster = cluster(&rig).await;
+    let forward = cluster.forward_to_pod(worker, 7008).await.unwrap();
+    assert_eq!(forward.what(), format!("pod/{worker}:7008"));
+    assert_eq!(forward.service(), None);
+    let text = fresh_connections()
+        .get(format!("{}hello/worker", forward.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "hello worker");
+    assert_eq!(
+        forward_requests(&rig),
+        vec![(worker.to_string(), "7008".to_string(), 101)]
+    );
+    // The API server's refusal of a pod that does not exist comes at once.
+    assert_eq!(
+        cluster
+            .forward_to_pod("gone", 7007)
+            .await
+            .unwrap_err()
+            .to_string(),
+        "create pods/portforward for pod \"gone\" in namespace \"backstage\" failed: pods \"gone\" not found (404)"
+    );
 }

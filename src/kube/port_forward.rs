@@ -38,7 +38,7 @@ pub const BACKSTAGE_PORT: u16 = 7007;
 pub struct LocalForward {
     addr: SocketAddr,
     what: String,
-    service: String,
+    service: Option<String>,
     pod: String,
     port: u16,
     last_error: Arc<Mutex<Option<String>>>,
@@ -60,8 +60,9 @@ impl LocalForward {
         &self.what
     }
 
-    pub fn service(&self) -> &str {
-        &self.service
+    /// The Service forwarded through, unless the forward goes to a pod directly.
+    pub fn service(&self) -> Option<&str> {
+        self.service.as_deref()
     }
 
     pub fn pod(&self) -> &str {
@@ -102,7 +103,8 @@ impl Drop for LocalForward {
 /// Where a forward leads, once chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardTarget {
-    pub service: String,
+    /// `None` when forwarding to a pod directly.
+    pub service: Option<String>,
     pub pod: String,
     pub port: u16,
 }
@@ -116,6 +118,21 @@ impl Cluster {
         service: Option<&str>,
     ) -> Result<LocalForward, KubeError> {
         let target = self.backstage_target(service).await?;
+        self.forward(target).await
+    }
+
+    /// Forwards to `port` of `pod` directly, as `kubectl port-forward pod/NAME` does (no Service; the
+    /// pod's state is not checked here, the API server and kubelet refuse what cannot be reached).
+    pub async fn forward_to_pod(&self, pod: &str, port: u16) -> Result<LocalForward, KubeError> {
+        self.forward(ForwardTarget {
+            service: None,
+            pod: pod.to_string(),
+            port,
+        })
+        .await
+    }
+
+    async fn forward(&self, target: ForwardTarget) -> Result<LocalForward, KubeError> {
         let first = self.open_port_forward(&target.pod, target.port).await?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
@@ -127,10 +144,13 @@ impl Cluster {
             .map_err(|e| KubeError::LocalListener {
                 message: e.to_string(),
             })?;
-        let what = format!(
-            "service/{} \u{2192} pod/{}:{}",
-            target.service, target.pod, target.port
-        );
+        let what = match &target.service {
+            Some(service) => format!(
+                "service/{service} \u{2192} pod/{}:{}",
+                target.pod, target.port
+            ),
+            None => format!("pod/{}:{}", target.pod, target.port),
+        };
         tracing::info!(%addr, forward = %what, "forwarding through the API server");
         let last_error = Arc::new(Mutex::new(None));
         let task = tokio::spawn(accept_loop(
@@ -483,7 +503,7 @@ pub fn resolve_target(
             port: container_port.to_string(),
         })?;
     Ok(ForwardTarget {
-        service: name,
+        service: Some(name),
         pod: pod_name,
         port,
     })
@@ -574,7 +594,7 @@ mod tests {
         assert_eq!(
             target,
             ForwardTarget {
-                service: "portal".into(),
+                service: Some("portal".into()),
                 pod: "backstage-b".into(),
                 port: 7007
             }
