@@ -29,6 +29,9 @@ use tokio::task::JoinSet;
 
 use super::{Cluster, KubeError};
 
+/// How long a finished connection waits for its websocket's close handshake.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The port Backstage's backend listens on by default.
 pub const BACKSTAGE_PORT: u16 = 7007;
 
@@ -295,9 +298,10 @@ async fn carry(
             () = to_pod => from_pod.await,
         }
     }
-    // Dropping the stream lets the forwarder's task end.
+    // Dropping the stream lets the forwarder's task close the websocket and end; an API server that
+    // never answers the close is not waited for beyond a bound.
     drop((up_read, up_write));
-    let _ = forwarder.join().await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, forwarder.join()).await;
 }
 
 fn labels_match(selector: &BTreeMap<String, String>, pod: &Pod) -> bool {
