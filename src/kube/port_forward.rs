@@ -301,7 +301,11 @@ async fn carry(
     // Dropping the stream lets the forwarder's task close the websocket and end; an API server that
     // never answers the close is not waited for beyond a bound.
     drop((up_read, up_write));
-    let _ = tokio::time::timeout(CLOSE_GRACE, forwarder.join()).await;
+    match tokio::time::timeout(CLOSE_GRACE, forwarder.join()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "port-forward: the stream did not end cleanly"),
+        Err(_) => tracing::debug!("port-forward: no close handshake within {CLOSE_GRACE:?}"),
+    }
 }
 
 fn labels_match(selector: &BTreeMap<String, String>, pod: &Pod) -> bool {
