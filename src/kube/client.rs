@@ -109,7 +109,7 @@ impl Cluster {
         format!("{verb} {resource} in namespace {:?}", self.namespace)
     }
 
-    async fn call<T>(
+    pub(super) async fn call<T>(
         &self,
         action: impl Fn() -> String,
         request: impl Future<Output = kube::Result<T>>,
@@ -171,7 +171,7 @@ impl Cluster {
         }
     }
 
-    fn api<K>(&self) -> Api<K>
+    pub(super) fn api<K>(&self) -> Api<K>
     where
         K: Resource<Scope = NamespaceResourceScope>,
         K::DynamicType: Default,

@@ -55,4 +55,38 @@ pub enum KubeError {
     },
     #[error("{action} failed: {message}")]
     Other { action: String, message: String },
+    #[error("service {service:?} not found in namespace {namespace:?}")]
+    ServiceNotFound { service: String, namespace: String },
+    #[error(
+        "no service in namespace {namespace:?} selects the backstage backend pods (services: {services})"
+    )]
+    NoBackstageService { namespace: String, services: String },
+    #[error(
+        "several services in namespace {namespace:?} could be the backstage backend ({services}); name the one to use"
+    )]
+    AmbiguousService { namespace: String, services: String },
+    #[error("service {service:?} has no selector, so no pod to forward to stands behind it")]
+    ServiceWithoutSelector { service: String },
+    #[error(
+        "service {service:?} has ports {ports}, none named http or http-backend and none 7007; name the port to use"
+    )]
+    NoServicePort { service: String, ports: String },
+    #[error(
+        "no pod behind service {service:?} in namespace {namespace:?} is running and ready ({pods})"
+    )]
+    NoReadyPod {
+        service: String,
+        namespace: String,
+        pods: String,
+    },
+    #[error(
+        "service {service:?} targets port {port:?}, which no container of pod {pod:?} declares"
+    )]
+    UnknownTargetPort {
+        service: String,
+        pod: String,
+        port: String,
+    },
+    #[error("cannot listen on 127.0.0.1 for the port-forward: {message}")]
+    LocalListener { message: String },
 }

@@ -6,19 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, frame::coding::CloseCode};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
 
-use crate::responses::{Body, bad_request_pub, full, status_response};
+use crate::responses::{Body, bad_request_pub, status_response};
 use crate::router::Query;
 use crate::server::Shared;
+use crate::websocket::{self, frame};
 
 const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
@@ -121,11 +121,7 @@ pub(crate) async fn exec(
     spec_env.append(&mut env);
 
     let headers = req.headers();
-    let is_ws = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if !is_ws {
+    if !websocket::is_websocket(headers) {
         return status_response(
             400,
             "BadRequest",
@@ -133,19 +129,10 @@ pub(crate) async fn exec(
             None,
         );
     }
-    let Some(key) = headers
-        .get("sec-websocket-key")
-        .map(|k| k.as_bytes().to_vec())
-    else {
+    let Some(key) = websocket::key(headers) else {
         return bad_request_pub("missing Sec-WebSocket-Key");
     };
-    let offered: Vec<String> = headers
-        .get_all("sec-websocket-protocol")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|p| p.trim().to_string())
-        .collect();
+    let offered = websocket::offered_protocols(headers);
     let protocol = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
         .into_iter()
         .find(|p| offered.iter().any(|o| o == p));
@@ -162,32 +149,17 @@ pub(crate) async fn exec(
         stdout: query.get("stdout").is_none_or(|v| v == "true" || v == "1"),
         stderr: query.get("stderr").is_none_or(|v| v == "true" || v == "1"),
     };
-    let on_upgrade = hyper::upgrade::on(&mut req);
     let v5 = protocol.starts_with("v5");
     let hostname = pod_name.to_string();
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
-                        .await;
-                run(ws, session, v5, &hostname).await;
-            }
-            Err(e) => eprintln!("fake-apiserver: exec upgrade failed: {e}"),
-        }
-    });
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
-    let mut r = Response::new(full(Vec::new()));
-    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = r.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(
-        "sec-websocket-accept",
-        HeaderValue::from_str(&accept).expect("accept key is ASCII"),
-    );
-    h.insert("sec-websocket-protocol", HeaderValue::from_static(protocol));
-    r
+    websocket::upgrade(
+        &mut req,
+        &key,
+        Some(protocol),
+        "exec",
+        move |ws| async move {
+            run(ws, session, v5, &hostname).await;
+        },
+    )
 }
 
 fn resolve_program(program: &str, root: &Path) -> PathBuf {
@@ -203,13 +175,6 @@ fn resolve_program(program: &str, root: &Path) -> PathBuf {
     } else {
         p.to_path_buf()
     }
-}
-
-fn frame(channel: u8, data: &[u8]) -> Message {
-    let mut v = Vec::with_capacity(data.len() + 1);
-    v.push(channel);
-    v.extend_from_slice(data);
-    Message::Binary(v.into())
 }
 
 /// Ends a session as the API server does: the status on the error channel, then a normal close.

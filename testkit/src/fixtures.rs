@@ -1,6 +1,7 @@
 //! Objects, pod logs and pod filesystems the fake API server starts with.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -25,6 +26,7 @@ pub struct Fixtures {
     logs: BTreeMap<LogKey, String>,
     pod_roots: HashMap<String, PathBuf>,
     pod_env: HashMap<String, Vec<(String, String)>>,
+    pod_ports: HashMap<(String, u16), SocketAddr>,
 }
 
 /// The folder of the built-in incident fixtures (`testkit/fixtures/incident`).
@@ -350,6 +352,18 @@ impl Fixtures {
         self
     }
 
+    /// Where port-forwards to `port` of pod `pod` (any namespace) lead: a local TCP address standing
+    /// for `localhost:PORT` inside the pod. Ports with nothing registered refuse the connection.
+    pub fn set_pod_port(&mut self, pod: &str, port: u16, target: SocketAddr) {
+        self.pod_ports.insert((pod.to_string(), port), target);
+    }
+
+    /// Builder form of [`Fixtures::set_pod_port`].
+    pub fn with_pod_port(mut self, pod: &str, port: u16, target: SocketAddr) -> Self {
+        self.set_pod_port(pod, port, target);
+        self
+    }
+
     /// An environment variable for processes exec'd in `pod` (besides `PATH`, `HOME`,
     /// `HOSTNAME` and the container spec's literal `env` values).
     pub fn set_pod_env(&mut self, pod: &str, key: &str, value: &str) {
@@ -434,6 +448,10 @@ impl Fixtures {
 
     pub(crate) fn pod_roots(&self) -> &HashMap<String, PathBuf> {
         &self.pod_roots
+    }
+
+    pub(crate) fn pod_ports(&self) -> &HashMap<(String, u16), SocketAddr> {
+        &self.pod_ports
     }
 
     pub(crate) fn pod_env(&self) -> &HashMap<String, Vec<(String, String)>> {

@@ -7,6 +7,7 @@ mod exec;
 mod fixtures;
 mod list;
 mod logs;
+mod portforward;
 mod responses;
 mod router;
 mod selectors;
@@ -16,6 +17,7 @@ mod table;
 mod time;
 mod tls;
 mod watch;
+mod websocket;
 
 pub use fixtures::{Fixtures, INCIDENT_PODS, LogKey, incident_dir};
 pub use responses::status_object;

@@ -241,8 +241,9 @@ async fn resource_request(
         return not_found_path();
     };
     let query = Query::parse(req.uri().query());
-    let is_exec = target.sub.as_deref() == Some("exec");
-    let method_ok = req.method() == Method::GET || (is_exec && req.method() == Method::POST);
+    // exec and port-forward are "connect" subresources: websocket clients GET them, SPDY clients POST.
+    let is_connect = matches!(target.sub.as_deref(), Some("exec" | "portforward"));
+    let method_ok = req.method() == Method::GET || (is_connect && req.method() == Method::POST);
     if !method_ok {
         return status_response(
             405,
@@ -255,15 +256,21 @@ async fn resource_request(
         );
     }
     let watch = query.flag("watch");
-    let verb = match (&target.name, &target.sub, watch) {
-        (_, Some(s), _) if s == "exec" => "create",
-        (Some(_), _, true) => "watch",
-        (Some(_), _, false) => "get",
-        (None, _, true) => "watch",
-        (None, _, false) => "list",
+    // The verb comes from the method: a websocket upgrade (GET) of exec or port-forward is `get`, a
+    // SPDY one (POST) `create`. Since Kubernetes 1.35 (KEP-4006, AuthorizePodWebsocketUpgradeCreatePermission)
+    // the API server also checks `create` on a websocket upgrade, after `get`.
+    let verbs: &[&str] = match (&target.name, &target.sub, watch) {
+        (_, Some(_), _) if is_connect && req.method() == Method::GET => &["get", "create"],
+        (_, Some(_), _) if is_connect => &["create"],
+        (Some(_), _, true) => &["watch"],
+        (Some(_), _, false) => &["get"],
+        (None, _, true) => &["watch"],
+        (None, _, false) => &["list"],
     };
-    if let Some(r) = forbidden(shared, verb, &target) {
-        return r;
+    for verb in verbs {
+        if let Some(r) = forbidden(shared, verb, &target) {
+            return r;
+        }
     }
     let accept = req
         .headers()
@@ -282,6 +289,10 @@ async fn resource_request(
         (Some(name), Some("exec")) if target.res.plural == "pods" => {
             let ns = target.namespace.clone().unwrap_or_default();
             crate::exec::exec(shared.clone(), req, &ns, name, &query).await
+        }
+        (Some(name), Some("portforward")) if target.res.plural == "pods" => {
+            let ns = target.namespace.clone().unwrap_or_default();
+            crate::portforward::port_forward(shared.clone(), req, &ns, name, &query).await
         }
         (Some(_), Some(_)) => not_found_path(),
         (name, None) => list_or_watch(shared, &target, name.as_deref(), &accept, &query, watch),

@@ -28,7 +28,8 @@ pub struct ServerOptions {
     /// `Authorization: Bearer <token>`, else 401.
     pub token: Option<String>,
     /// (verb, resource) pairs answered with 403, e.g. `("list", "events")`, `("get", "pods/log")`,
-    /// `("create", "pods/exec")`, `("watch", "pods")`; `"*"` matches any verb.
+    /// `("create", "pods/exec")`, `("create", "pods/portforward")`, `("watch", "pods")`; `"*"`
+    /// matches any verb.
     pub forbidden: Vec<(String, String)>,
     /// The user named in 403 messages.
     pub user: String,
@@ -73,7 +74,7 @@ pub struct RecordedRequest {
     pub query: String,
     pub accept: String,
     pub user_agent: String,
-    /// The response status (101 for exec upgrades; 200 for watches, which stream on).
+    /// The response status (101 for exec and port-forward upgrades; 200 for watches, which stream on).
     pub status: u16,
 }
 
@@ -292,6 +293,12 @@ impl FakeApiServer {
     /// Makes `dir` the filesystem of `pod` for exec (also possible before start, on [`Fixtures`]).
     pub fn set_pod_root(&self, pod: &str, dir: impl Into<std::path::PathBuf>) {
         self.shared.extras().set_pod_root(pod, dir);
+    }
+
+    /// Makes port-forwards to `port` of `pod` lead to `target` (also possible before start, on
+    /// [`Fixtures`]); replaces an earlier target.
+    pub fn set_pod_port(&self, pod: &str, port: u16, target: SocketAddr) {
+        self.shared.extras().set_pod_port(pod, port, target);
     }
 
     /// Sets an environment variable for processes exec'd in `pod`.

@@ -264,6 +264,33 @@ pub(crate) fn columns(storage: &str) -> Vec<Value> {
             col("Status", "string", "", 0, "The status of the namespace"),
             age_col,
         ],
+        "services" => vec![
+            name,
+            col("Type", "string", "", 0, "The type of the service."),
+            col(
+                "Cluster-IP",
+                "string",
+                "",
+                0,
+                "The IP address of the service.",
+            ),
+            col(
+                "External-IP",
+                "string",
+                "",
+                0,
+                "The external IP addresses of the service.",
+            ),
+            col("Port(s)", "string", "", 0, "The ports of the service."),
+            age_col,
+            col(
+                "Selector",
+                "string",
+                "",
+                1,
+                "Route service traffic to pods with label keys and values matching this selector.",
+            ),
+        ],
         _ => vec![
             name,
             col(
@@ -574,6 +601,71 @@ fn replica_row(name: Value, counts: [Value; 3], created: String, obj: &Value) ->
     .concat()
 }
 
+/// A Service's row as the API server prints it (`kubectl get services`).
+fn service_cells(name: Value, created: String, obj: &Value) -> Vec<Value> {
+    let spec = &obj["spec"];
+    let kind = spec["type"].as_str().unwrap_or("ClusterIP");
+    let cluster_ip = none_if_empty(s(&spec["clusterIP"]));
+    let mut external: Vec<String> = spec["externalIPs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    for ingress in obj["status"]["loadBalancer"]["ingress"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let ip = ingress["ip"].as_str().or(ingress["hostname"].as_str());
+        external.extend(ip.map(str::to_string));
+    }
+    let external = match (kind, external.is_empty()) {
+        ("ExternalName", _) => s(&spec["externalName"]).to_string(),
+        ("LoadBalancer", true) => "<pending>".into(),
+        (_, true) => "<none>".into(),
+        (_, false) => external.join(","),
+    };
+    let ports: Vec<String> = spec["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let protocol = p["protocol"].as_str().unwrap_or("TCP");
+            match p["nodePort"].as_i64() {
+                Some(node) => format!("{}:{node}/{protocol}", int(&p["port"])),
+                None => format!("{}/{protocol}", int(&p["port"])),
+            }
+        })
+        .collect();
+    let ports = if ports.is_empty() {
+        "<none>".to_string()
+    } else {
+        ports.join(",")
+    };
+    let mut selector: Vec<String> = spec["selector"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect();
+    selector.sort();
+    let selector = if selector.is_empty() {
+        "<none>".to_string()
+    } else {
+        selector.join(",")
+    };
+    vec![
+        name,
+        json!(kind),
+        json!(cluster_ip),
+        json!(external),
+        json!(ports),
+        json!(created),
+        json!(selector),
+    ]
+}
+
 fn cells(storage: &str, obj: &Value) -> Vec<Value> {
     let name = json!(s(&obj["metadata"]["name"]));
     let created = age(obj["metadata"]["creationTimestamp"].as_str());
@@ -606,6 +698,7 @@ fn cells(storage: &str, obj: &Value) -> Vec<Value> {
         ]
         .concat(),
         "namespaces" => vec![name, json!(s(&obj["status"]["phase"])), json!(created)],
+        "services" => service_cells(name, created, obj),
         _ => vec![name, obj["metadata"]["creationTimestamp"].clone()],
     }
 }

@@ -49,6 +49,10 @@ struct Args {
     /// Let exec into POD run in the local folder DIR (repeatable), as POD=DIR.
     #[arg(long = "pod-root", value_name = "POD=DIR")]
     pod_root: Vec<String>,
+    /// Let port-forwards to PORT of POD lead to the local ADDR (repeatable), as POD:PORT=ADDR,
+    /// e.g. backstage-6c9f8d7b54-k4m2x:7007=127.0.0.1:7007.
+    #[arg(long = "pod-port", value_name = "POD:PORT=ADDR")]
+    pod_port: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,6 +70,15 @@ fn main() -> anyhow::Result<()> {
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("--pod-root wants POD=DIR, got {pr:?}"))?;
         fixtures.set_pod_root(pod, std::fs::canonicalize(dir)?);
+    }
+    for pp in &args.pod_port {
+        let parsed = pp.split_once('=').and_then(|(left, addr)| {
+            let (pod, port) = left.rsplit_once(':')?;
+            Some((pod, port.parse::<u16>().ok()?, addr.parse().ok()?))
+        });
+        let (pod, port, addr) =
+            parsed.ok_or_else(|| anyhow::anyhow!("--pod-port wants POD:PORT=ADDR, got {pp:?}"))?;
+        fixtures.set_pod_port(pod, port, addr);
     }
     let mut forbidden = Vec::new();
     for f in &args.forbid {
