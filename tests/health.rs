@@ -6,7 +6,7 @@ mod rig;
 use std::time::{Duration, Instant};
 
 use backstage_testkit::{Expiry, INCIDENT_PODS as PODS, RecordedRequest};
-use rig::{Rig, json, run, stdout_of};
+use rig::{Rig, backend_pod, captured_log, json, run, stdout_of};
 use serde_json::{Value, json};
 
 fn health_json(rig: &Rig, args: &[&str]) -> (i32, Value) {
@@ -149,7 +149,7 @@ fn incident_pods_workloads_and_findings() {
     // The worker's previous log says the migration lock is held.
     assert_eq!(
         findings[3]["diagnosis"],
-        json!({"kind": "migrationLocked", "plugin": "scaffolder"})
+        json!({"kind": "migrationLocked", "plugin": "scaffolder", "table": null})
     );
     assert!(
         findings[3]["hint"]
@@ -165,23 +165,40 @@ fn incident_pods_workloads_and_findings() {
             .starts_with("container backstage was OOMKilled")
     );
 
-    // Previous logs were read only for the crashed containers, bounded.
+    // Previous logs were read only for the crashed containers, bounded (the last lines); current
+    // logs only for the running backend containers (their start, bounded).
     let logs: Vec<_> = rig
         .server
         .requests()
         .into_iter()
         .filter(|r| r.path.ends_with("/log"))
         .collect();
-    let mut log_pods: Vec<_> = logs
+    let mut previous: Vec<_> = logs
         .iter()
+        .filter(|r| r.param("previous").as_deref() == Some("true"))
         .map(|r| r.path.split('/').nth(6).unwrap().to_string())
         .collect();
-    log_pods.sort();
-    assert_eq!(log_pods, vec![PODS[2].to_string(), PODS[6].to_string()]);
+    previous.sort();
+    assert_eq!(previous, vec![PODS[2].to_string(), PODS[6].to_string()]);
+    let mut current: Vec<_> = logs
+        .iter()
+        .filter(|r| r.param("previous").is_none())
+        .map(|r| r.path.split('/').nth(6).unwrap().to_string())
+        .collect();
+    current.sort();
+    assert_eq!(
+        current,
+        vec![
+            PODS[0].to_string(),
+            PODS[1].to_string(),
+            PODS[5].to_string()
+        ]
+    );
     for r in &logs {
-        assert_eq!(r.param("previous").as_deref(), Some("true"));
-        assert!(
-            r.param("limitBytes").is_some() && r.param("tailLines").is_some(),
+        assert!(r.param("limitBytes").is_some(), "{r:?}");
+        assert_eq!(
+            r.param("tailLines").is_some(),
+            r.param("previous").is_some(),
             "{r:?}"
         );
     }
@@ -410,7 +427,7 @@ fn watch_redraws_when_a_pod_changes() {
         .server
         .requests()
         .iter()
-        .filter(|r| !r.is_watch() && r.method == "GET")
+        .filter(|r| !r.is_watch() && r.method == "GET" && !r.path.ends_with("/log"))
         .count();
 
     let mut pod = rig
@@ -540,4 +557,185 @@ fn health_through_kubectl_plugin_lookup_prints_the_same_report() {
     let via_kubectl = json(&stdout_of(kubectl));
     let (_, direct) = health_json(&rig, &["-l", "app.kubernetes.io/name=postgresql"]);
     assert_eq!(via_kubectl, direct);
+}
+
+/// A finding as (severity, object, message, hint).
+type FindingRow = (String, String, String, String);
+
+/// The findings of `health -n ns -o json`, with the exit code and the document.
+fn findings_of(rig: &Rig, ns: &str) -> (i32, Vec<FindingRow>, Value) {
+    let (code, doc) = health_json(rig, &["-n", ns]);
+    let findings = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["severity"].as_str().unwrap().to_string(),
+                f["object"].as_str().unwrap().to_string(),
+                f["message"].as_str().unwrap().to_string(),
+                f["hint"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    (code, findings, doc)
+}
+
+#[test]
+fn a_running_backend_whose_plugin_failed_to_start_is_diagnosed_from_its_current_log() {
+    let rig = Rig::incident();
+    let stuck = "backstage-55d8c9f7b6-stk01";
+    let corrupt_message = "container backstage is running but not ready, and will not become ready: the migration directory of plugin catalog is corrupt: the database has migrations this image lacks (20270105120000_entities_relations_index.js, 20270110090000_refresh_state_keys.js)";
+    let corrupt_hint = format!(
+        "the database is ahead of this image: see what must be undone with `kubectl backstage db plan --to pod:{stuck}`, undo it with the newer code: `kubectl backstage db rollback --plugin catalog --to <last migration this image has>`, then restart the pod (the backend does not retry): `kubectl delete pod {stuck}`"
+    );
+    let locked_message = "container backstage is running but not ready, and will not become ready: the Knex migration lock of plugin catalog is held";
+    let locked_hint = format!(
+        "if no other pod is migrating, release the lock: `kubectl backstage db unlock --plugin catalog --force`, then restart the pod (the backend does not retry): `kubectl delete pod {stuck}`"
+    );
+    for (i, (log, message, hint, diagnosis)) in [
+        ("corrupt.text.log", corrupt_message, &corrupt_hint, json!({"kind": "corruptMigrationDirectory", "plugin": "catalog", "missingFiles": ["20270105120000_entities_relations_index.js", "20270110090000_refresh_state_keys.js"]})),
+        ("corrupt.production.log", corrupt_message, &corrupt_hint, json!({"kind": "corruptMigrationDirectory", "plugin": "catalog", "missingFiles": ["20270105120000_entities_relations_index.js", "20270110090000_refresh_state_keys.js"]})),
+        ("locked.text.log", locked_message, &locked_hint, json!({"kind": "migrationLocked", "plugin": "catalog", "table": null})),
+        ("locked.production.log", locked_message, &locked_hint, json!({"kind": "migrationLocked", "plugin": "catalog", "table": null})),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ns = format!("stuck-{i}");
+        rig.server.apply(backend_pod(&ns, stuck, false));
+        rig.server
+            .set_log(&ns, stuck, "backstage", false, &captured_log(log));
+        let (code, findings, doc) = findings_of(&rig, &ns);
+        assert_eq!(code, 1, "{log}");
+        assert_eq!(
+            findings,
+            vec![(
+                "error".to_string(),
+                format!("pod/{stuck}"),
+                message.to_string(),
+                hint.to_string()
+            )],
+            "{log}"
+        );
+        assert_eq!(doc["findings"][0]["diagnosis"], diagnosis, "{log}");
+    }
+    // Read from the start of the current run, bounded; never the previous run of a pod that has none.
+    let reads: Vec<RecordedRequest> = rig
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(&format!("/pods/{stuck}/log")))
+        .collect();
+    assert_eq!(reads.len(), 4);
+    for r in &reads {
+        assert_eq!(r.param("previous"), None, "{r:?}");
+        assert_eq!(r.param("tailLines"), None, "{r:?}");
+        assert_eq!(r.param("limitBytes").as_deref(), Some("262144"), "{r:?}");
+        assert_eq!(r.param("container").as_deref(), Some("backstage"));
+    }
+}
+
+#[test]
+fn a_ready_backend_whose_scheduler_lock_is_held_is_an_error() {
+    let rig = Rig::incident();
+    let pod = "backstage-55d8c9f7b6-rdy01";
+    for (i, log) in [
+        "scheduler-locked.text.log",
+        "scheduler-locked.production.log",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ns = format!("degraded-{i}");
+        rig.server.apply(backend_pod(&ns, pod, true));
+        rig.server
+            .set_log(&ns, pod, "backstage", false, &captured_log(log));
+        let (code, findings, doc) = findings_of(&rig, &ns);
+        assert_eq!(code, 1, "{log}");
+        assert_eq!(
+            findings,
+            vec![(
+                "error".to_string(),
+                format!("pod/{pod}"),
+                "container backstage is ready, but its log shows a start-up failure: the Knex migration lock of the scheduler's table backstage_backend_tasks__knex_migrations is held".to_string(),
+                format!("see which plugin database holds it with `kubectl backstage db status`; if no other pod is migrating, release it: `kubectl backstage db unlock --plugin <plugin> --table backstage_backend_tasks__knex_migrations`, then restart the pod (the backend does not retry): `kubectl delete pod {pod}`"),
+            )],
+            "{log}"
+        );
+        assert_eq!(
+            doc["findings"][0]["diagnosis"],
+            json!({"kind": "migrationLocked", "plugin": null, "table": "backstage_backend_tasks__knex_migrations"})
+        );
+    }
+    // A ready backend's log is read with a smaller bound.
+    let limits: Vec<Option<String>> = rig
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(&format!("/pods/{pod}/log")))
+        .map(|r| r.param("limitBytes"))
+        .collect();
+    assert_eq!(limits, vec![Some("131072".to_string()); 2]);
+
+    // The same pod with a clean log is healthy: exit 0, nothing found.
+    rig.server.apply(backend_pod("clean", pod, true));
+    rig.server.set_log(
+        "clean",
+        pod,
+        "backstage",
+        false,
+        "{\"level\":\"info\",\"message\":\"Plugin initialization complete, newly initialized: 'app', 'auth', 'catalog'\",\"service\":\"backstage\"}\n",
+    );
+    let (code, findings, _) = findings_of(&rig, "clean");
+    assert_eq!((code, findings), (0, vec![]));
+}
+
+#[test]
+fn watch_reads_a_current_log_once_per_run_and_again_when_readiness_changes() {
+    let rig = Rig::incident();
+    let pod = "backstage-55d8c9f7b6-wch01";
+    rig.server.apply(backend_pod("watched", pod, false));
+    rig.server.set_log(
+        "watched",
+        pod,
+        "backstage",
+        false,
+        &captured_log("locked.production.log"),
+    );
+    let log_reads = || {
+        rig.server
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with(&format!("/pods/{pod}/log")))
+            .count()
+    };
+    let (mut child, mut lines) = rig.watch(
+        &["health", "-n", "watched", "--watch", "-o", "json"],
+        Duration::from_secs(60),
+    );
+    let first = json(&lines.next().unwrap().unwrap());
+    assert_eq!(first["findings"][0]["diagnosis"]["kind"], "migrationLocked");
+    assert_eq!(log_reads(), 1);
+
+    // A change that is not a new run nor a readiness change: drawn again, the log not read again.
+    let mut changed = rig.server.get("Pod", "watched", pod).unwrap();
+    changed["metadata"]["labels"]["touched"] = json!("yes");
+    rig.server.apply(changed.clone());
+    let second = json(&lines.next().unwrap().unwrap());
+    assert_eq!(second["findings"], first["findings"]);
+    assert_eq!(log_reads(), 1);
+
+    // Readiness changes: read again (now the ready bound), and the finding follows.
+    changed["status"]["containerStatuses"][0]["ready"] = json!(true);
+    changed["status"]["conditions"][0]["status"] = json!("True");
+    rig.server.apply(changed);
+    let third = json(&lines.next().unwrap().unwrap());
+    assert_eq!(
+        third["findings"][0]["message"],
+        "container backstage is ready, but its log shows a start-up failure: the Knex migration lock of plugin catalog is held"
+    );
+    assert_eq!(log_reads(), 2);
+    child.kill().unwrap();
+    let _ = child.wait();
 }

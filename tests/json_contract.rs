@@ -305,7 +305,10 @@ fn startup_failure() -> T {
                     req("missingFiles", list(T::Str)),
                 ],
             ),
-            ("migrationLocked", vec![req("plugin", null(T::Str))]),
+            (
+                "migrationLocked",
+                vec![req("plugin", null(T::Str)), req("table", null(T::Str))],
+            ),
             (
                 "databaseAuthentication",
                 vec![req("plugin", null(T::Str)), req("user", null(T::Str))],
@@ -348,6 +351,8 @@ fn health_schema() -> T {
         req("lastExitCode", null(T::Int)),
         req("lastFinishedAt", null(T::Time)),
         req("memoryLimit", null(T::Str)),
+        req("startedAt", null(T::Time)),
+        req("backend", T::Bool),
     ]);
     let pod = obj(vec![
         req("name", T::Str),
@@ -390,6 +395,17 @@ fn health_schema() -> T {
 fn health_document() {
     let rig = Rig::incident();
     let doc = document(|| rig.plugin(), &["health"], 1);
+    // A ready backend whose current log (captured from a real backend) shows the scheduler's lock.
+    let pod = "backstage-55d8c9f7b6-rdy01";
+    rig.server.apply(rig::backend_pod("degraded", pod, true));
+    rig.server.set_log(
+        "degraded",
+        pod,
+        "backstage",
+        false,
+        &rig::captured_log("scheduler-locked.production.log"),
+    );
+    let degraded = document(|| rig.plugin(), &["health", "-n", "degraded"], 1);
     // The fixtures' crash logs show one kind of start-up failure.
     let never = [
         "$.findings[].diagnosis<databaseAuthentication>",
@@ -405,7 +421,7 @@ fn health_document() {
         "$.findings[].diagnosis<pluginStartup>.plugin",
         "$.findings[].diagnosis<pluginStartup>.cause",
     ];
-    assert_contract("health", &health_schema(), &[&doc], &never);
+    assert_contract("health", &health_schema(), &[&doc, &degraded], &never);
     for severity in doc["findings"].as_array().unwrap() {
         assert!(
             ["error", "warning", "info"].contains(&severity["severity"].as_str().unwrap()),
