@@ -739,3 +739,274 @@ fn watch_reads_a_current_log_once_per_run_and_again_when_readiness_changes() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+// ---- Several environments at once (`-e a,b`, `--all-envs`) ----
+
+/// Two fake API servers (the sandbox's and prod's clusters) in one merged kubeconfig, a third context
+/// whose API server is not there, and a config file with the three environments.
+struct Environments {
+    sandbox: Rig,
+    prod: backstage_testkit::FakeApiServer,
+    kubeconfig: String,
+    config: std::path::PathBuf,
+}
+
+impl Environments {
+    fn start() -> Environments {
+        let sandbox = Rig::incident();
+        let prod = backstage_testkit::FakeApiServer::start(backstage_testkit::ServerOptions {
+            tls: true,
+            token: Some("prod-token-8d2e".into()),
+            ..backstage_testkit::ServerOptions::new(backstage_testkit::Fixtures::incident())
+        })
+        .unwrap();
+        let prod_config = sandbox.path("prod.kubeconfig");
+        prod.write_kubeconfig(&prod_config, "prod-aks", None, "prod-token-8d2e")
+            .unwrap();
+        // A port nothing listens on: bind one, then let it go.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dr_config = sandbox.path("dr.kubeconfig");
+        rig::write(
+            &dr_config,
+            &format!(
+                "apiVersion: v1\nkind: Config\nclusters: [{{name: dr, cluster: {{server: 'https://127.0.0.1:{closed}'}}}}]\ncontexts: [{{name: dr-aks, context: {{cluster: dr, user: dr}}}}]\nusers: [{{name: dr, user: {{token: dr-token}}}}]\n"
+            ),
+        );
+        let kubeconfig = [sandbox.kubeconfig.clone(), prod_config, dr_config]
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":");
+        let config = sandbox.path("config.yaml");
+        rig::write(
+            &config,
+            "defaultEnvironment: ptlsbox\nenvironments:\n  ptlsbox: {context: fake, namespace: backstage-staging}\n  ptl: {context: prod-aks, namespace: backstage}\n  dr: {context: dr-aks, namespace: backstage}\n",
+        );
+        Environments {
+            sandbox,
+            prod,
+            kubeconfig,
+            config,
+        }
+    }
+
+    fn plugin(&self) -> assert_cmd::Command {
+        let mut cmd = self.sandbox.plugin();
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECTL_BACKSTAGE_CONFIG", &self.config);
+        cmd
+    }
+}
+
+#[test]
+fn several_environments_give_one_document_each_equal_to_the_single_environment_run() {
+    let envs = Environments::start();
+    let (code, out, err) = run(envs
+        .plugin()
+        .args(["health", "-e", "ptlsbox,ptl", "-o", "json"]));
+    assert_eq!(code, 1, "prod is unhealthy: the worst code wins\n{err}");
+    assert_eq!(err, "");
+    let docs = json(&out);
+    let docs = docs.as_array().unwrap();
+    let names: Vec<&str> = docs
+        .iter()
+        .map(|d| d["environment"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ptlsbox", "ptl"], "in the order asked");
+    assert_eq!(
+        (
+            &docs[0]["context"],
+            &docs[0]["namespace"],
+            &docs[0]["healthy"]
+        ),
+        (&json!("fake"), &json!("backstage-staging"), &json!(true))
+    );
+    assert_eq!(
+        (
+            &docs[1]["context"],
+            &docs[1]["namespace"],
+            &docs[1]["healthy"]
+        ),
+        (&json!("prod-aks"), &json!("backstage"), &json!(false))
+    );
+    // Each document is the single-environment document with its environment's name added.
+    for (doc, name) in docs.iter().zip(["ptlsbox", "ptl"]) {
+        let (single_code, single, _) =
+            run(envs.plugin().args(["health", "-e", name, "-o", "json"]));
+        assert_eq!(single_code, if name == "ptl" { 1 } else { 0 });
+        let mut single = json(&single);
+        single["environment"] = json!(name);
+        assert_eq!(
+            rig::without_relative_ages(doc.clone()),
+            rig::without_relative_ages(single),
+            "{name}"
+        );
+    }
+    // Both clusters were asked, each with its own credentials.
+    assert!(
+        envs.prod
+            .requests()
+            .iter()
+            .any(|r| r.path == "/api/v1/namespaces/backstage/pods")
+    );
+    assert!(
+        envs.sandbox
+            .server
+            .requests()
+            .iter()
+            .any(|r| r.path == "/api/v1/namespaces/backstage-staging/pods")
+    );
+}
+
+#[test]
+fn an_unreachable_environment_is_a_result_not_an_abort_and_exits_2() {
+    let envs = Environments::start();
+    let (code, out, err) = run(envs.plugin().args(["health", "--all-envs", "-o", "json"]));
+    assert_eq!(code, 2, "{err}");
+    let docs = json(&out);
+    let docs = docs.as_array().unwrap();
+    let names: Vec<&str> = docs
+        .iter()
+        .map(|d| d["environment"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["dr", "ptl", "ptlsbox"],
+        "every environment, by name"
+    );
+    let dr = docs[0].as_object().unwrap();
+    assert_eq!(
+        dr.keys().collect::<Vec<_>>(),
+        ["environment", "error"],
+        "{dr:?}"
+    );
+    let error = dr["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("cannot reach the API server https://127.0.0.1:")
+            && error.contains("(context \"dr-aks\")"),
+        "{error}"
+    );
+    assert_eq!(docs[1]["healthy"], false);
+    assert_eq!(docs[2]["healthy"], true);
+    // The error is on stderr too, one line, and nothing else is.
+    assert_eq!(err, format!("error: environment dr: {error}\n"));
+
+    // The table: an ENVIRONMENT column in every table, the unreachable environment among the findings.
+    let (code, out, _) = run(envs.plugin().args(["health", "--all-envs"]));
+    assert_eq!(code, 2);
+    let lines: Vec<&str> = out.lines().collect();
+    let headers: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("ENVIRONMENT"))
+        .collect();
+    assert_eq!(headers.len(), 2, "workloads and pods tables:\n{out}");
+    assert!(
+        headers[0].split_whitespace().nth(1) == Some("WORKLOAD"),
+        "{out}"
+    );
+    assert!(headers[1].split_whitespace().nth(1) == Some("POD"), "{out}");
+    let pod_rows: Vec<(&str, &str)> = lines
+        .iter()
+        .skip_while(|l| !l.starts_with("ENVIRONMENT   POD") && !l.starts_with("ENVIRONMENT  POD"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next().unwrap(), words.next().unwrap())
+        })
+        .collect();
+    let mut want: Vec<(&str, &str)> = PODS.iter().map(|p| ("ptl", *p)).collect();
+    want.push(("ptlsbox", "backstage-5f6d7c8b9a-h2kxm"));
+    assert_eq!(pod_rows, want, "{out}");
+    let findings = &out[out.find("FINDINGS\n").expect("findings") + "FINDINGS\n".len()..];
+    let first = findings.lines().next().unwrap();
+    assert!(
+        first.starts_with(
+            "error    dr   -  could not check this environment: cannot reach the API server"
+        ),
+        "{first}"
+    );
+    assert!(
+        findings.lines().any(|l| l.starts_with(&format!(
+            "error    ptl  pod/{}  container backstage is in CrashLoopBackOff",
+            PODS[2]
+        ))),
+        "{findings}"
+    );
+    assert!(
+        !findings.contains("ptlsbox"),
+        "the sandbox is healthy:\n{findings}"
+    );
+}
+
+#[test]
+fn several_environments_are_refused_where_they_do_not_apply() {
+    let envs = Environments::start();
+    for (args, line) in [
+        (
+            vec!["events", "-e", "ptlsbox,ptl"],
+            "error: events works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health\n",
+        ),
+        (
+            vec!["db", "status", "--all-envs"],
+            "error: db works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health\n",
+        ),
+        (
+            vec!["health", "-e", "ptlsbox,ptl", "--watch"],
+            "error: --watch and --wait work on one environment at a time; run one per environment (-e NAME)\n",
+        ),
+        (
+            vec!["health", "--all-envs", "--wait"],
+            "error: --watch and --wait work on one environment at a time; run one per environment (-e NAME)\n",
+        ),
+        (
+            vec!["health", "-e", "ptlsbox,,ptl"],
+            "error: -e \"ptlsbox,,ptl\" has an empty environment name (give NAME,NAME…)\n",
+        ),
+        (
+            vec!["health", "-e", "ptlsbox,nope"],
+            "error: unknown environment \"nope\"; configured environments: dr, ptl, ptlsbox (see `kubectl backstage env list`)\n",
+        ),
+        (
+            vec!["health", "-e", "ptlsbox,ptl", "--context", "fake"],
+            "error: --context cannot be used with several environments: each environment names its own context (set `context` in the config file)\n",
+        ),
+    ] {
+        let (code, out, err) = run(envs.plugin().args(&args));
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (2, "", line),
+            "{args:?}"
+        );
+    }
+    // Nothing was asked of either cluster.
+    assert!(envs.prod.requests().is_empty());
+    assert!(envs.sandbox.server.requests().is_empty());
+
+    let (code, _, err) = run(envs.plugin().args(["health", "--all-envs", "-e", "ptl"]));
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("error: the argument '--all-envs' cannot be used with"),
+        "{err}"
+    );
+
+    let empty = envs.sandbox.path("empty.yaml");
+    rig::write(&empty, "environments: {}\n");
+    let (code, out, err) = run(envs
+        .plugin()
+        .env("KUBECTL_BACKSTAGE_CONFIG", &empty)
+        .args(["health", "--all-envs"]));
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (
+            2,
+            "",
+            "error: --all-envs: the config file has no environments (see `kubectl backstage env list`)\n"
+        )
+    );
+}

@@ -326,6 +326,10 @@ fn startup_failure() -> T {
 }
 
 fn health_schema() -> T {
+    obj(health_keys())
+}
+
+fn health_keys() -> Vec<Key> {
     let workload = obj(vec![
         req("kind", T::Str),
         req("name", T::Str),
@@ -379,7 +383,7 @@ fn health_schema() -> T {
         req("hint", null(T::Str)),
         opt("diagnosis", startup_failure()),
     ]);
-    obj(vec![
+    vec![
         req("kind", T::Lit("HealthReport")),
         req("context", T::Str),
         req("namespace", T::Str),
@@ -388,7 +392,7 @@ fn health_schema() -> T {
         req("workloads", list(workload)),
         req("pods", list(pod)),
         req("findings", list(finding)),
-    ])
+    ]
 }
 
 #[test]
@@ -428,6 +432,60 @@ fn health_document() {
             "{severity}"
         );
     }
+}
+
+/// `health -e a,b` / `--all-envs`: a list with one document per environment, the single-environment
+/// document with `environment` first, or `{"environment", "error"}` for one that could not be checked.
+#[test]
+fn health_of_several_environments_document() {
+    let rig = Rig::incident();
+    let config = rig.path("config.yaml");
+    write(
+        &config,
+        "environments:\n  ptlsbox: {namespace: backstage-staging}\n  ptl: {namespace: backstage}\n  gone: {context: nowhere}\n",
+    );
+    let doc = document(
+        || {
+            let mut cmd = rig.plugin();
+            cmd.env("KUBECTL_BACKSTAGE_CONFIG", &config);
+            cmd
+        },
+        &["health", "--all-envs"],
+        2,
+    );
+    let items = doc.as_array().expect("a list");
+    let (done, failed): (Vec<Value>, Vec<Value>) =
+        items.iter().cloned().partition(|d| d.get("kind").is_some());
+    assert_eq!((done.len(), failed.len()), (2, 1), "{doc}");
+    let mut keys = vec![req("environment", T::Str)];
+    keys.extend(health_keys());
+    let never = [
+        "$[].findings[].diagnosis<databaseAuthentication>",
+        "$[].findings[].diagnosis<databaseAuthentication>.kind",
+        "$[].findings[].diagnosis<databaseAuthentication>.plugin",
+        "$[].findings[].diagnosis<databaseAuthentication>.user",
+        "$[].findings[].diagnosis<databaseConnection>",
+        "$[].findings[].diagnosis<databaseConnection>.kind",
+        "$[].findings[].diagnosis<databaseConnection>.plugin",
+        "$[].findings[].diagnosis<databaseConnection>.detail",
+        "$[].findings[].diagnosis<pluginStartup>",
+        "$[].findings[].diagnosis<pluginStartup>.kind",
+        "$[].findings[].diagnosis<pluginStartup>.plugin",
+        "$[].findings[].diagnosis<pluginStartup>.cause",
+        "$[].findings[].diagnosis<migrationLocked>.table",
+    ];
+    assert_contract(
+        "health several environments",
+        &list(obj(keys)),
+        &[&Value::Array(done)],
+        &never,
+    );
+    assert_contract(
+        "health several environments, one unreachable",
+        &list(obj(vec![req("environment", T::Str), req("error", T::Str)])),
+        &[&Value::Array(failed)],
+        &[],
+    );
 }
 
 #[test]

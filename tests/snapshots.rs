@@ -43,6 +43,23 @@ fn health_and_events_tables() {
     insta::assert_snapshot!("events_warnings", stable(&out));
 }
 
+#[test]
+fn health_of_two_environments_in_one_table() {
+    let rig = Rig::incident();
+    let config = rig.path("config.yaml");
+    rig::write(
+        &config,
+        "environments:\n  ptlsbox: {namespace: backstage-staging}\n  ptl: {namespace: backstage}\n",
+    );
+    let (code, out, _) = run(rig.plugin().env("KUBECTL_BACKSTAGE_CONFIG", &config).args([
+        "health",
+        "-e",
+        "ptlsbox,ptl",
+    ]));
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("health_two_environments", stable(&out));
+}
+
 /// Runs the plugin with its stdout on a real terminal of `columns` columns (a pseudo-terminal made by
 /// util-linux `script`), colour off. Returns the exit code and what the terminal received.
 fn on_terminal(rig: &Rig, columns: u16, args: &[&str]) -> (i32, String) {

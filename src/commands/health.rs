@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use tokio::time::{Duration, Instant};
 
-use super::Outcome;
+use super::{Outcome, multi};
 use crate::cli::HealthArgs;
 use crate::kube::{Cluster, KubeError, WatchChange};
 use crate::model::diagnosis::{StartupFailure, diagnose};
@@ -18,6 +18,7 @@ use crate::model::health::{HealthReport, LogDiagnoses, WorkloadView};
 use crate::model::pod::PodView;
 use crate::options::OutputFormat;
 use crate::render::{self, CLEAR_SCREEN, Report, Style};
+use crate::settings::Settings;
 
 /// Previous logs are read from their end, bounded.
 const LOG_TAIL_LINES: i64 = 400;
@@ -52,11 +53,15 @@ struct LogCache {
 /// One run of a container: pod, container, restarts, start time, ready.
 type CurrentRun = (String, String, i32, Option<Timestamp>, bool);
 
-pub async fn run(
-    args: &HealthArgs,
-    cluster: &Cluster,
-    style: &Style,
-) -> Result<Outcome, KubeError> {
+/// The resource versions the lists were read at, for the watches that follow them.
+struct Versions {
+    pods: String,
+    deployments: String,
+    statefulsets: String,
+}
+
+/// Lists pods, Deployments and StatefulSets of the namespace.
+async fn list(args: &HealthArgs, cluster: &Cluster) -> Result<(Snapshot, Versions), KubeError> {
     let selector = args.selector.as_deref();
     // All three at once, but a failure is reported in a fixed order (pods first), not by which
     // request happened to fail first: the same cause gives the same error line every time.
@@ -76,6 +81,48 @@ pub async fn run(
     snapshot
         .statefulsets
         .extend(statefulsets.0.into_iter().map(|s| (s.name_any(), s)));
+    let versions = Versions {
+        pods: pods.1,
+        deployments: deployments.1,
+        statefulsets: statefulsets.1,
+    };
+    Ok((snapshot, versions))
+}
+
+/// One environment's report, once (no watch, no wait): the body `-e a,b` runs in each environment.
+pub async fn gather(args: &HealthArgs, cluster: &Cluster) -> Result<HealthReport, KubeError> {
+    let (snapshot, _) = list(args, cluster).await?;
+    Ok(report(cluster, &snapshot, &mut LogCache::default()).await)
+}
+
+/// `health` in several environments at once: one document, one table with an ENVIRONMENT column.
+/// An environment that could not be checked is in the report, and its error on stderr.
+pub async fn run_several(args: &HealthArgs, settings: &[Settings], style: &Style) -> Outcome {
+    let runs = multi::each_environment(settings, |_, cluster| async move {
+        gather(args, &cluster).await
+    })
+    .await;
+    let (reports, outcome) = multi::collect(runs, |r: &HealthReport| {
+        if r.healthy {
+            Outcome::Ok
+        } else {
+            Outcome::Problems
+        }
+    });
+    render::emit(&render::render(&reports, style));
+    for (environment, error) in reports.failed() {
+        render::error(&format!("environment {environment}: {error}"));
+    }
+    outcome
+}
+
+pub async fn run(
+    args: &HealthArgs,
+    cluster: &Cluster,
+    style: &Style,
+) -> Result<Outcome, KubeError> {
+    let selector = args.selector.as_deref();
+    let (mut snapshot, versions) = list(args, cluster).await?;
     let mut logs = LogCache::default();
 
     if !args.watch && !args.wait {
@@ -89,11 +136,11 @@ pub async fn run(
     }
 
     let owned = selector.map(str::to_string);
-    let mut pod_changes = cluster.watch::<Pod>("pods", owned.clone(), pods.1);
+    let mut pod_changes = cluster.watch::<Pod>("pods", owned.clone(), versions.pods);
     let mut deployment_changes =
-        cluster.watch::<Deployment>("deployments", owned.clone(), deployments.1);
+        cluster.watch::<Deployment>("deployments", owned.clone(), versions.deployments);
     let mut statefulset_changes =
-        cluster.watch::<StatefulSet>("statefulsets", owned, statefulsets.1);
+        cluster.watch::<StatefulSet>("statefulsets", owned, versions.statefulsets);
     let deadline = Instant::now() + args.timeout;
     let terminal = style.width.is_some();
     let progress = std::io::stderr().is_terminal();

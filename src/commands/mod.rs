@@ -7,5 +7,6 @@ pub mod db;
 pub mod env;
 pub mod events;
 pub mod health;
+pub mod multi;
 
 pub use crate::exit::Outcome;

@@ -5,6 +5,7 @@ pub mod diagnosis;
 pub mod env;
 pub mod events;
 pub mod health;
+pub mod multi;
 pub mod pod;
 pub mod text;
 pub mod time;
