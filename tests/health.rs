@@ -747,6 +747,8 @@ fn watch_reads_a_current_log_once_per_run_and_again_when_readiness_changes() {
 struct Environments {
     sandbox: Rig,
     prod: backstage_testkit::FakeApiServer,
+    /// An API server that forbids listing pods (403).
+    _audit: backstage_testkit::FakeApiServer,
     kubeconfig: String,
     config: std::path::PathBuf,
 }
@@ -769,6 +771,15 @@ impl Environments {
             .local_addr()
             .unwrap()
             .port();
+        let audit = backstage_testkit::FakeApiServer::start(backstage_testkit::ServerOptions {
+            forbidden: vec![("list".into(), "pods".into())],
+            ..backstage_testkit::ServerOptions::new(backstage_testkit::Fixtures::incident())
+        })
+        .unwrap();
+        let audit_config = sandbox.path("audit.kubeconfig");
+        audit
+            .write_kubeconfig(&audit_config, "audit-aks", None, "audit-token")
+            .unwrap();
         let dr_config = sandbox.path("dr.kubeconfig");
         rig::write(
             &dr_config,
@@ -776,19 +787,25 @@ impl Environments {
                 "apiVersion: v1\nkind: Config\nclusters: [{{name: dr, cluster: {{server: 'https://127.0.0.1:{closed}'}}}}]\ncontexts: [{{name: dr-aks, context: {{cluster: dr, user: dr}}}}]\nusers: [{{name: dr, user: {{token: dr-token}}}}]\n"
             ),
         );
-        let kubeconfig = [sandbox.kubeconfig.clone(), prod_config, dr_config]
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(":");
+        let kubeconfig = [
+            sandbox.kubeconfig.clone(),
+            prod_config,
+            dr_config,
+            audit_config,
+        ]
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
         let config = sandbox.path("config.yaml");
         rig::write(
             &config,
-            "defaultEnvironment: ptlsbox\nenvironments:\n  ptlsbox: {context: fake, namespace: backstage-staging}\n  ptl: {context: prod-aks, namespace: backstage}\n  dr: {context: dr-aks, namespace: backstage}\n",
+            "defaultEnvironment: ptlsbox\nenvironments:\n  ptlsbox: {context: fake, namespace: backstage-staging}\n  ptl: {context: prod-aks, namespace: backstage}\n  dr: {context: dr-aks, namespace: backstage}\n  audit: {context: audit-aks, namespace: backstage}\n",
         );
         Environments {
             sandbox,
             prod,
+            _audit: audit,
             kubeconfig,
             config,
         }
@@ -875,25 +892,35 @@ fn an_unreachable_environment_is_a_result_not_an_abort_and_exits_2() {
         .collect();
     assert_eq!(
         names,
-        ["dr", "ptl", "ptlsbox"],
+        ["audit", "dr", "ptl", "ptlsbox"],
         "every environment, by name"
     );
-    let dr = docs[0].as_object().unwrap();
+    // A 403 and a refused connection: each a document that says why, nothing else in it.
+    for doc in &docs[..2] {
+        assert_eq!(
+            doc.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["environment", "error"],
+            "{doc}"
+        );
+    }
+    let audit = docs[0]["error"].as_str().unwrap();
     assert_eq!(
-        dr.keys().collect::<Vec<_>>(),
-        ["environment", "error"],
-        "{dr:?}"
+        audit,
+        "forbidden: cannot list pods in namespace \"backstage\" (context \"audit-aks\"): pods is forbidden: User \"system:serviceaccount:backstage:kubectl-backstage\" cannot list resource \"pods\" in API group \"\" in the namespace \"backstage\""
     );
-    let error = dr["error"].as_str().unwrap();
+    let error = docs[1]["error"].as_str().unwrap();
     assert!(
         error.starts_with("cannot reach the API server https://127.0.0.1:")
             && error.contains("(context \"dr-aks\")"),
         "{error}"
     );
-    assert_eq!(docs[1]["healthy"], false);
-    assert_eq!(docs[2]["healthy"], true);
-    // The error is on stderr too, one line, and nothing else is.
-    assert_eq!(err, format!("error: environment dr: {error}\n"));
+    assert_eq!(docs[2]["healthy"], false);
+    assert_eq!(docs[3]["healthy"], true);
+    // The errors are on stderr too, one line each, and nothing else is.
+    assert_eq!(
+        err,
+        format!("error: environment audit: {audit}\nerror: environment dr: {error}\n")
+    );
 
     // The table: an ENVIRONMENT column in every table, the unreachable environment among the findings.
     let (code, out, _) = run(envs.plugin().args(["health", "--all-envs"]));
@@ -924,16 +951,20 @@ fn an_unreachable_environment_is_a_result_not_an_abort_and_exits_2() {
     want.push(("ptlsbox", "backstage-5f6d7c8b9a-h2kxm"));
     assert_eq!(pod_rows, want, "{out}");
     let findings = &out[out.find("FINDINGS\n").expect("findings") + "FINDINGS\n".len()..];
-    let first = findings.lines().next().unwrap();
+    let first: Vec<&str> = findings.lines().take(2).collect();
+    assert_eq!(
+        first[0],
+        format!("error    audit  -  could not check this environment: {audit}")
+    );
     assert!(
-        first.starts_with(
-            "error    dr   -  could not check this environment: cannot reach the API server"
+        first[1].starts_with(
+            "error    dr     -  could not check this environment: cannot reach the API server"
         ),
-        "{first}"
+        "{first:?}"
     );
     assert!(
         findings.lines().any(|l| l.starts_with(&format!(
-            "error    ptl  pod/{}  container backstage is in CrashLoopBackOff",
+            "error    ptl    pod/{}  container backstage is in CrashLoopBackOff",
             PODS[2]
         ))),
         "{findings}"
@@ -970,7 +1001,7 @@ fn several_environments_are_refused_where_they_do_not_apply() {
         ),
         (
             vec!["health", "-e", "ptlsbox,nope"],
-            "error: unknown environment \"nope\"; configured environments: dr, ptl, ptlsbox (see `kubectl backstage env list`)\n",
+            "error: unknown environment \"nope\"; configured environments: audit, dr, ptl, ptlsbox (see `kubectl backstage env list`)\n",
         ),
         (
             vec!["health", "-e", "ptlsbox,ptl", "--context", "fake"],
