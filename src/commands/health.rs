@@ -1,4 +1,6 @@
 //! `health`: pods and rollouts, findings with hints; `--watch` redraws, `--wait` waits for the rollout.
+//! Reads the previous logs of crashed containers and the current logs of running backend containers
+//! (cached per run) for known start-up failures. `run_several` is `health` over several environments.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
