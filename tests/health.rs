@@ -973,6 +973,44 @@ fn an_unreachable_environment_is_a_result_not_an_abort_and_exits_2() {
         !findings.contains("ptlsbox"),
         "the sandbox is healthy:\n{findings}"
     );
+
+    // -o wide: the same ENVIRONMENT column first, the wide columns after.
+    let (code, out, _) = run(envs
+        .plugin()
+        .args(["health", "-e", "ptlsbox,ptl", "-o", "wide"]));
+    assert_eq!(code, 1);
+    let headers: Vec<Vec<&str>> = out
+        .lines()
+        .filter(|l| l.starts_with("ENVIRONMENT"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        headers,
+        vec![
+            vec![
+                "ENVIRONMENT",
+                "WORKLOAD",
+                "DESIRED",
+                "UPDATED",
+                "READY",
+                "AVAILABLE",
+                "ROLLOUT",
+                "IMAGE",
+                "STATUS"
+            ],
+            vec![
+                "ENVIRONMENT",
+                "POD",
+                "READY",
+                "STATUS",
+                "RESTARTS",
+                "AGE",
+                "IMAGE",
+                "NODE",
+                "IP"
+            ],
+        ]
+    );
 }
 
 #[test]

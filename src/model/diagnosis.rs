@@ -524,6 +524,12 @@ Backend failed to start up Error: Plugin 'catalog' startup failed; caused by Err
             "database ",
             " does not exist",
             "Migration table is already locked",
+            "' threw an error during startup, waiting for 1 other plugins to finish before shutting down the process. ",
+            "Plugin initialization complete",
+            "Unhandled rejection ",
+            "\u{1b}[31m",
+            "\u{1b}[39m",
+            " \u{1b}[36mtype\u{1b}[39m=",
             "\r",
             " ",
             "\u{e9}",
@@ -546,6 +552,11 @@ Backend failed to start up Error: Plugin 'catalog' startup failed; caused by Err
                 ),
                 4 => format!(
                     r#"{{"level":"error","message":"Plugin 'catalog' startup failed","stack":"Error: {error}\n    at Migrator._validateMigrationList (/app/node_modules/knex/lib/migrations/migrate/Migrator.js:573:13)\n    at Migrator.latest (/app/node_modules/knex/lib/migrations/migrate/Migrator.js:71:7)","service":"backstage"}}"#
+                ),
+                // Backstage 1.55's text format (testkit/fixtures/backend-logs): coloured, with fields
+                // after the message.
+                5 => format!(
+                    "\u{1b}[2m2026-12-03T07:46:53.643Z\u{1b}[22m \u{1b}[34mbackstage\u{1b}[39m \u{1b}[31merror\u{1b}[39m Plugin 'catalog' threw an error during startup, waiting for 1 other plugins to finish before shutting down the process. {error} \u{1b}[36mtype\u{1b}[39m=\"initialization\""
                 ),
                 _ => format!(r#"{{"message":"{{\"error\":\"{error}\"}}","level":"error"}}"#),
             }
@@ -571,7 +582,7 @@ Backend failed to start up Error: Plugin 'catalog' startup failed; caused by Err
                 files in proptest::collection::vec(file_name(), 1..5),
                 before in proptest::collection::vec("[^\n]{0,60}", 0..20),
                 after in proptest::collection::vec("[^\n]{0,60}", 0..20),
-                frame in 0usize..6,
+                frame in 0usize..7,
                 prefix in "[^\n\"]{0,30}",
             ) {
                 let mut lines = before;
