@@ -15,7 +15,7 @@ use tokio::time::{Duration, Instant};
 use super::{Outcome, multi};
 use crate::cli::HealthArgs;
 use crate::kube::{Cluster, KubeError, WatchChange};
-use crate::model::diagnosis::{StartupFailure, diagnose};
+use crate::model::diagnosis::{StartupFailure, diagnose, diagnose_running};
 use crate::model::health::{HealthReport, LogDiagnoses, WorkloadView};
 use crate::model::pod::PodView;
 use crate::options::OutputFormat;
@@ -331,7 +331,7 @@ async fn report(cluster: &Cluster, snapshot: &Snapshot, logs: &mut LogCache) -> 
                 CURRENT_LOG_BYTES_NOT_READY
             };
             let diagnosis = match cluster.current_log_head(&run.0, &run.1, limit).await {
-                Ok(log) => diagnose(&log),
+                Ok(log) => diagnose_running(&log),
                 Err(e) => {
                     tracing::info!(pod = %run.0, container = %run.1, error = %e, "current log not available");
                     None

@@ -158,6 +158,27 @@ pub fn diagnose(log: &str) -> Option<StartupFailure> {
     None
 }
 
+/// Lines a backend writes when a plugin failed during its start-up.
+static STARTUP_FAILED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"threw an error during startup|Backend startup failed|BackendStartupError|Backend failed to start up").unwrap()
+});
+
+/// The known start-up failure in the current log of a container that runs on. A Knex migration error
+/// only happens at start-up; a database error counts only when the log shows that start-up failed,
+/// so a connection hiccup a healthy backend logged later is not taken for one.
+pub fn diagnose_running(log: &str) -> Option<StartupFailure> {
+    let found = diagnose(log)?;
+    match found {
+        StartupFailure::CorruptMigrationDirectory { .. }
+        | StartupFailure::MigrationLocked { .. }
+        | StartupFailure::PluginStartup { .. } => Some(found),
+        StartupFailure::DatabaseAuthentication { .. }
+        | StartupFailure::DatabaseConnection { .. } => {
+            STARTUP_FAILED.is_match(log).then_some(found)
+        }
+    }
+}
+
 /// The plugin named on the failing line, else on the nearest line above it.
 fn plugin_near(lines: &[&str], index: usize) -> Option<String> {
     let start = index.saturating_sub(PLUGIN_LOOKBACK);
@@ -466,6 +487,32 @@ Backend failed to start up Error: Plugin 'catalog' startup failed; caused by Err
                 cause: "x is not a function".into()
             })
         );
+    }
+
+    #[test]
+    fn a_running_backend_counts_database_errors_only_when_its_start_up_failed() {
+        let hiccup = r#"{"level":"info","message":"Plugin initialization complete, newly initialized: 'catalog'","service":"backstage"}
+{"level":"error","message":"Processing failed: connect ECONNREFUSED 10.1.2.3:5432","plugin":"catalog","service":"backstage"}"#;
+        assert!(diagnose(hiccup).is_some(), "a crash log would count it");
+        assert_eq!(diagnose_running(hiccup), None);
+        let failed = format!(
+            "{hiccup}\n{}",
+            r#"{"level":"error","message":"Plugin 'catalog' threw an error during startup, waiting for 1 other plugins to finish before shutting down the process. connect ECONNREFUSED 10.1.2.3:5432","service":"backstage"}"#
+        );
+        assert_eq!(
+            diagnose_running(&failed),
+            Some(StartupFailure::DatabaseConnection {
+                plugin: Some("catalog".into()),
+                detail: "connect ECONNREFUSED 10.1.2.3:5432".into()
+            })
+        );
+        for log in captured!("locked")
+            .into_iter()
+            .chain(captured!("scheduler-locked"))
+            .chain(captured!("corrupt"))
+        {
+            assert_eq!(diagnose_running(log), diagnose(log));
+        }
     }
 
     #[test]
