@@ -634,6 +634,22 @@ fn a_running_backend_whose_plugin_failed_to_start_is_diagnosed_from_its_current_
         assert_eq!(r.param("limitBytes").as_deref(), Some("262144"), "{r:?}");
         assert_eq!(r.param("container").as_deref(), Some("backstage"));
     }
+
+    // kubectl, the peer, reads the same text from the fake API server: the whole log, and with
+    // --limit-bytes the start of it, as the plugin reads it.
+    let log = captured_log("locked.production.log");
+    let out = rig
+        .kubectl()
+        .args(["logs", stuck, "-n", "stuck-3", "-c", "backstage"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), log);
+    let out = rig
+        .kubectl()
+        .args(["logs", stuck, "-n", "stuck-3", "--limit-bytes", "1000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, log.as_bytes()[..1000]);
 }
 
 #[test]
