@@ -593,11 +593,18 @@ fn a_running_backend_whose_plugin_failed_to_start_is_diagnosed_from_its_current_
     let locked_hint = format!(
         "if no other pod is migrating, release the lock: `kubectl backstage db unlock --plugin catalog --force`, then restart the pod (the backend does not retry): `kubectl delete pod {stuck}`"
     );
+    // The key store of the plugin's `core.auth` service: the plugin and the table are named.
+    let keys_message = "container backstage is running but not ready, and will not become ready: the Knex migration lock of table backstage_backend_public_keys__knex_migrations of plugin catalog is held";
+    let keys_hint = format!(
+        "if no other pod is migrating, release it: `kubectl backstage db unlock --plugin catalog --table backstage_backend_public_keys__knex_migrations --force`, then restart the pod (the backend does not retry): `kubectl delete pod {stuck}`"
+    );
     for (i, (log, message, hint, diagnosis)) in [
         ("corrupt.text.log", corrupt_message, &corrupt_hint, json!({"kind": "corruptMigrationDirectory", "plugin": "catalog", "missingFiles": ["20270105120000_entities_relations_index.js", "20270110090000_refresh_state_keys.js"]})),
         ("corrupt.production.log", corrupt_message, &corrupt_hint, json!({"kind": "corruptMigrationDirectory", "plugin": "catalog", "missingFiles": ["20270105120000_entities_relations_index.js", "20270110090000_refresh_state_keys.js"]})),
         ("locked.text.log", locked_message, &locked_hint, json!({"kind": "migrationLocked", "plugin": "catalog", "table": null})),
         ("locked.production.log", locked_message, &locked_hint, json!({"kind": "migrationLocked", "plugin": "catalog", "table": null})),
+        ("public-keys-locked.text.log", keys_message, &keys_hint, json!({"kind": "migrationLocked", "plugin": "catalog", "table": "backstage_backend_public_keys__knex_migrations"})),
+        ("public-keys-locked.production.log", keys_message, &keys_hint, json!({"kind": "migrationLocked", "plugin": "catalog", "table": "backstage_backend_public_keys__knex_migrations"})),
     ]
     .into_iter()
     .enumerate()
@@ -627,7 +634,7 @@ fn a_running_backend_whose_plugin_failed_to_start_is_diagnosed_from_its_current_
         .into_iter()
         .filter(|r| r.path.ends_with(&format!("/pods/{stuck}/log")))
         .collect();
-    assert_eq!(reads.len(), 4);
+    assert_eq!(reads.len(), 6);
     for r in &reads {
         assert_eq!(r.param("previous"), None, "{r:?}");
         assert_eq!(r.param("tailLines"), None, "{r:?}");

@@ -78,6 +78,10 @@ static TRAILING_FIELD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\s+\w+=$"
 
 /// The task scheduler's migration table (in every plugin database that schedules tasks).
 pub const SCHEDULER_TABLE: &str = "backstage_backend_tasks__knex_migrations";
+/// The migration table of the `core.auth` service's key store (in every plugin database).
+pub const PUBLIC_KEYS_TABLE: &str = "backstage_backend_public_keys__knex_migrations";
+/// How the backend says the `core.auth` service of a plugin could not be made.
+const AUTH_SERVICE_FAILED: &str = "Failed to instantiate service 'core.auth'";
 /// Logged once every plugin has started (or failed); a lock failure after it is not a plugin's own.
 const INITIALIZATION_COMPLETE: &str = "Plugin initialization complete";
 
@@ -108,9 +112,14 @@ pub fn diagnose(log: &str) -> Option<StartupFailure> {
         // scheduler migrates its table lazily, after every plugin has started: then the line is a
         // bare unhandled rejection, and the plugins named above it have nothing to do with it.
         if let Some(caps) = FAILED_PLUGIN.captures(lines[i]) {
+            // The plugin's own table, unless the lock failed inside its `core.auth` service: then
+            // it is the key store's.
+            let table = lines[i]
+                .contains(AUTH_SERVICE_FAILED)
+                .then(|| PUBLIC_KEYS_TABLE.to_string());
             return Some(StartupFailure::MigrationLocked {
                 plugin: Some(caps[1].to_string()),
-                table: None,
+                table,
             });
         }
         if lines[..i]
@@ -217,9 +226,12 @@ impl StartupFailure {
             ),
             StartupFailure::MigrationLocked {
                 table: Some(table), ..
-            } => format!(
+            } if table == SCHEDULER_TABLE => format!(
                 "the Knex migration lock of the scheduler's table {table}{of_plugin} is held"
             ),
+            StartupFailure::MigrationLocked {
+                table: Some(table), ..
+            } => format!("the Knex migration lock of table {table}{of_plugin} is held"),
             StartupFailure::MigrationLocked { .. } => {
                 format!("the Knex migration lock{of_plugin} is held")
             }
@@ -266,9 +278,15 @@ impl StartupFailure {
                 ),
             },
             StartupFailure::MigrationLocked {
+                table: Some(table),
+                plugin: None,
+            } => format!(
+                "see which plugin database holds it with `kubectl backstage db status`; if no other pod is migrating, release it: `kubectl backstage db unlock --plugin <plugin> --table {table}{force}`{restart}"
+            ),
+            StartupFailure::MigrationLocked {
                 table: Some(table), ..
             } => format!(
-                "see which plugin database holds it with `kubectl backstage db status`; if no other pod is migrating, release it: `kubectl backstage db unlock --plugin {plugin} --table {table}{force}`{restart}"
+                "if no other pod is migrating, release it: `kubectl backstage db unlock --plugin {plugin} --table {table}{force}`{restart}"
             ),
             StartupFailure::MigrationLocked { .. } => format!(
                 "if no other pod is migrating, release the lock: `kubectl backstage db unlock --plugin {plugin}{force}`{restart}"
@@ -449,6 +467,28 @@ Backend failed to start up Error: Plugin 'catalog' startup failed; caused by Err
                     plugin: Some("catalog".into()),
                     table: None,
                 })
+            );
+        }
+    }
+
+    #[test]
+    fn real_backend_public_keys_lock_held_names_the_plugin_and_the_key_store_table() {
+        for log in captured!("public-keys-locked") {
+            let found = diagnose(log).unwrap();
+            assert_eq!(
+                found,
+                StartupFailure::MigrationLocked {
+                    plugin: Some("catalog".into()),
+                    table: Some(PUBLIC_KEYS_TABLE.into()),
+                }
+            );
+            assert_eq!(
+                found.summary(),
+                "the Knex migration lock of table backstage_backend_public_keys__knex_migrations of plugin catalog is held"
+            );
+            assert_eq!(
+                found.hint("p", "c", LogOrigin::Current { ready: false }),
+                "if no other pod is migrating, release it: `kubectl backstage db unlock --plugin catalog --table backstage_backend_public_keys__knex_migrations --force`, then restart the pod (the backend does not retry): `kubectl delete pod p`"
             );
         }
     }
