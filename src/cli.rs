@@ -39,9 +39,13 @@ pub struct GlobalArgs {
     /// `backstage`)
     #[arg(short = 'n', long, global = true, value_name = "NS")]
     pub namespace: Option<String>,
-    /// Environment from the config file (default: its defaultEnvironment)
-    #[arg(short = 'e', long = "env", global = true, value_name = "NAME")]
+    /// Environment from the config file (default: its defaultEnvironment); several, comma-separated
+    /// (`-e ptlsbox,ptl`), for health: one table with an ENVIRONMENT column
+    #[arg(short = 'e', long = "env", global = true, value_name = "NAME[,NAME…]")]
     pub env: Option<String>,
+    /// Every environment of the config file (health): one table with an ENVIRONMENT column
+    #[arg(long, global = true, conflicts_with = "env")]
+    pub all_envs: bool,
     /// Output format
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,

@@ -15,6 +15,29 @@ pub enum Outcome {
     PartlyDone,
     /// A child's exit code, passed through (`db psql`).
     Exit(u8),
+    /// A command over several environments could not check at least one of them; its report says
+    /// which and why (the others' results are in it too).
+    CouldNotRun,
+}
+
+impl Outcome {
+    /// The worse of two outcomes of the same command in two environments: could not run, then
+    /// problems, then ok (a passed-through or part-way code is kept: it only ends one command).
+    pub fn worst(self, other: Outcome) -> Outcome {
+        fn rank(o: Outcome) -> u8 {
+            match o {
+                Outcome::Ok => 0,
+                Outcome::Problems => 1,
+                Outcome::CouldNotRun => 2,
+                Outcome::PartlyDone | Outcome::Exit(_) => 3,
+            }
+        }
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 /// Done; for checks: everything healthy / in sync.
@@ -32,6 +55,7 @@ pub fn of_outcome(outcome: Outcome) -> u8 {
         Outcome::Ok => OK,
         Outcome::Problems => PROBLEMS,
         Outcome::PartlyDone => PARTLY_DONE,
+        Outcome::CouldNotRun => COULD_NOT_RUN,
         // `db psql` passes psql's own code through.
         Outcome::Exit(code) => code,
     }
@@ -59,6 +83,21 @@ mod tests {
         assert_eq!(of_outcome(Outcome::Problems), 1);
         assert_eq!(of_outcome(Outcome::PartlyDone), 3);
         assert_eq!(of_outcome(Outcome::Exit(7)), 7);
+        assert_eq!(of_outcome(Outcome::CouldNotRun), 2);
+        // Several environments: the worst wins, 2 > 1 > 0, whatever the order.
+        for (a, b, worst) in [
+            (Outcome::Ok, Outcome::Problems, Outcome::Problems),
+            (Outcome::Problems, Outcome::Ok, Outcome::Problems),
+            (
+                Outcome::Problems,
+                Outcome::CouldNotRun,
+                Outcome::CouldNotRun,
+            ),
+            (Outcome::CouldNotRun, Outcome::Ok, Outcome::CouldNotRun),
+            (Outcome::Ok, Outcome::Ok, Outcome::Ok),
+        ] {
+            assert_eq!(a.worst(b), worst, "{a:?} {b:?}");
+        }
         let usage = Error::Settings(SettingsError::Missing { message: "x" });
         assert_eq!(of_error(&usage), 2);
         let runtime = Error::Runtime(std::io::Error::other("x"));

@@ -30,7 +30,7 @@ use commands::Outcome;
 use kube::{Cluster, KubeError};
 use process_env::RealEnv;
 use settings::commands::{DbCommandSettings, EventsSettings, VersionSettings};
-use settings::{DbSettings, Settings, SettingsError};
+use settings::{DbSettings, EnvSelection, Settings, SettingsError};
 
 /// Why a command could not do its job; [`exit::of_error`] gives its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +98,9 @@ pub fn main_entry() -> ExitCode {
 /// Resolves the settings (global, then the command's own), then runs the command.
 fn run(cli: Cli) -> Result<Outcome, Error> {
     let stdout_terminal = std::io::stdout().is_terminal();
+    if EnvSelection::from_args(&cli.global)?.is_several() {
+        return run_several(&cli, stdout_terminal);
+    }
     let settings = Settings::resolve(&cli.global, &RealEnv, stdout_terminal)?;
     let style = render::Style::for_stdout(settings.output, settings.color, stdout_terminal);
     match &cli.command {
@@ -137,6 +140,37 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
                 &style,
             ))?)
         }
+    }
+}
+
+/// A command given several environments (`-e a,b`, `--all-envs`): those that can fan out do, the
+/// others are refused before anything runs.
+fn run_several(cli: &Cli, stdout_terminal: bool) -> Result<Outcome, Error> {
+    match &cli.command {
+        Command::Health(args) => {
+            settings::commands::check_health_in_several_environments(args)?;
+            let each = Settings::resolve_each(&cli.global, &RealEnv, stdout_terminal)?;
+            let style =
+                render::Style::for_stdout(cli.global.output, each[0].color, stdout_terminal);
+            Ok(runtime()?.block_on(commands::health::run_several(args, &each, &style)))
+        }
+        other => Err(SettingsError::SeveralEnvironments {
+            command: command_name(other),
+            supported: settings::SEVERAL_ENVIRONMENT_COMMANDS,
+        }
+        .into()),
+    }
+}
+
+/// How the user typed the command, for errors.
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Health(_) => "health",
+        Command::Events(_) => "events",
+        Command::Version(_) => "version",
+        Command::Db(_) => "db",
+        Command::Env(_) => "env",
+        Command::Completion(_) => "completion",
     }
 }
 

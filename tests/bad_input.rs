@@ -400,6 +400,20 @@ fn rows(ctx: &Ctx) -> Vec<Row> {
             .first("error: unknown environment \"prod\"; configured environments: sbox, staging (see `kubectl backstage env list`)"),
         row("unknown environment without a config file").args(&["-e", "prod", "health"])
             .first("error: unknown environment \"prod\"; configured environments: none (see `kubectl backstage env list`)"),
+        row("several environments, one unknown").args(&["--config", "{dir}/c.yaml", "-e", "sbox,prod", "health"]).file("c.yaml", "environments:\n  sbox: {}\n  staging: {}\n")
+            .first("error: unknown environment \"prod\"; configured environments: sbox, staging (see `kubectl backstage env list`)"),
+        row("several environments with an empty name").args(&["--config", "{dir}/c.yaml", "-e", "sbox,", "health"]).file("c.yaml", "environments:\n  sbox: {}\n")
+            .first("error: -e \"sbox,\" has an empty environment name (give NAME,NAME…)"),
+        row("several environments for events").args(&["--config", "{dir}/c.yaml", "-e", "sbox,staging", "events"]).file("c.yaml", "environments:\n  sbox: {}\n  staging: {}\n")
+            .first("error: events works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health"),
+        row("all environments for db").db(ctx, &["--config", "{dir}/c.yaml", "--all-envs", "list"]).file("c.yaml", "environments:\n  sbox: {}\n")
+            .first("error: db works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health"),
+        row("several environments with --watch").args(&["--config", "{dir}/c.yaml", "--all-envs", "health", "--watch"]).file("c.yaml", "environments:\n  sbox: {}\n")
+            .first("error: --watch and --wait work on one environment at a time; run one per environment (-e NAME)"),
+        row("several environments with --context").args(&["--config", "{dir}/c.yaml", "-e", "sbox,staging", "--context", "fake", "health"]).file("c.yaml", "environments:\n  sbox: {}\n  staging: {}\n")
+            .first("error: --context cannot be used with several environments: each environment names its own context (set `context` in the config file)"),
+        row("all environments of a config file with none").args(&["--config", "{dir}/c.yaml", "--all-envs", "health"]).file("c.yaml", "environments: {}\n")
+            .first("error: --all-envs: the config file has no environments (see `kubectl backstage env list`)"),
         row("env show of an unknown environment").args(&["--config", "{dir}/c.yaml", "env", "show", "prod"]).file("c.yaml", "environments:\n  sbox: {}\n")
             .first("error: unknown environment \"prod\"; configured environments: sbox (see `kubectl backstage env list`)"),
         row("bad defaultEnvironment").args(&["--config", "{dir}/c.yaml", "health"]).file("c.yaml", "defaultEnvironment: prod\nenvironments:\n  sbox: {}\n")

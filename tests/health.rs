@@ -6,7 +6,7 @@ mod rig;
 use std::time::{Duration, Instant};
 
 use backstage_testkit::{Expiry, INCIDENT_PODS as PODS, RecordedRequest};
-use rig::{Rig, json, run, stdout_of};
+use rig::{Rig, backend_pod, captured_log, json, run, stdout_of};
 use serde_json::{Value, json};
 
 fn health_json(rig: &Rig, args: &[&str]) -> (i32, Value) {
@@ -149,7 +149,7 @@ fn incident_pods_workloads_and_findings() {
     // The worker's previous log says the migration lock is held.
     assert_eq!(
         findings[3]["diagnosis"],
-        json!({"kind": "migrationLocked", "plugin": "scaffolder"})
+        json!({"kind": "migrationLocked", "plugin": "scaffolder", "table": null})
     );
     assert!(
         findings[3]["hint"]
@@ -165,23 +165,40 @@ fn incident_pods_workloads_and_findings() {
             .starts_with("container backstage was OOMKilled")
     );
 
-    // Previous logs were read only for the crashed containers, bounded.
+    // Previous logs were read only for the crashed containers, bounded (the last lines); current
+    // logs only for the running backend containers (their start, bounded).
     let logs: Vec<_> = rig
         .server
         .requests()
         .into_iter()
         .filter(|r| r.path.ends_with("/log"))
         .collect();
-    let mut log_pods: Vec<_> = logs
+    let mut previous: Vec<_> = logs
         .iter()
+        .filter(|r| r.param("previous").as_deref() == Some("true"))
         .map(|r| r.path.split('/').nth(6).unwrap().to_string())
         .collect();
-    log_pods.sort();
-    assert_eq!(log_pods, vec![PODS[2].to_string(), PODS[6].to_string()]);
+    previous.sort();
+    assert_eq!(previous, vec![PODS[2].to_string(), PODS[6].to_string()]);
+    let mut current: Vec<_> = logs
+        .iter()
+        .filter(|r| r.param("previous").is_none())
+        .map(|r| r.path.split('/').nth(6).unwrap().to_string())
+        .collect();
+    current.sort();
+    assert_eq!(
+        current,
+        vec![
+            PODS[0].to_string(),
+            PODS[1].to_string(),
+            PODS[5].to_string()
+        ]
+    );
     for r in &logs {
-        assert_eq!(r.param("previous").as_deref(), Some("true"));
-        assert!(
-            r.param("limitBytes").is_some() && r.param("tailLines").is_some(),
+        assert!(r.param("limitBytes").is_some(), "{r:?}");
+        assert_eq!(
+            r.param("tailLines").is_some(),
+            r.param("previous").is_some(),
             "{r:?}"
         );
     }
@@ -410,7 +427,7 @@ fn watch_redraws_when_a_pod_changes() {
         .server
         .requests()
         .iter()
-        .filter(|r| !r.is_watch() && r.method == "GET")
+        .filter(|r| !r.is_watch() && r.method == "GET" && !r.path.ends_with("/log"))
         .count();
 
     let mut pod = rig
@@ -540,4 +557,548 @@ fn health_through_kubectl_plugin_lookup_prints_the_same_report() {
     let via_kubectl = json(&stdout_of(kubectl));
     let (_, direct) = health_json(&rig, &["-l", "app.kubernetes.io/name=postgresql"]);
     assert_eq!(via_kubectl, direct);
+}
+
+/// A finding as (severity, object, message, hint).
+type FindingRow = (String, String, String, String);
+
+/// The findings of `health -n ns -o json`, with the exit code and the document.
+fn findings_of(rig: &Rig, ns: &str) -> (i32, Vec<FindingRow>, Value) {
+    let (code, doc) = health_json(rig, &["-n", ns]);
+    let findings = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["severity"].as_str().unwrap().to_string(),
+                f["object"].as_str().unwrap().to_string(),
+                f["message"].as_str().unwrap().to_string(),
+                f["hint"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    (code, findings, doc)
+}
+
+#[test]
+fn a_running_backend_whose_plugin_failed_to_start_is_diagnosed_from_its_current_log() {
+    let rig = Rig::incident();
+    let stuck = "backstage-55d8c9f7b6-stk01";
+    let corrupt_message = "container backstage is running but not ready, and will not become ready: the migration directory of plugin catalog is corrupt: the database has migrations this image lacks (20270105120000_entities_relations_index.js, 20270110090000_refresh_state_keys.js)";
+    let corrupt_hint = format!(
+        "the database is ahead of this image: see what must be undone with `kubectl backstage db plan --to pod:{stuck}`, undo it with the newer code: `kubectl backstage db rollback --plugin catalog --to <last migration this image has>`, then restart the pod (the backend does not retry): `kubectl delete pod {stuck}`"
+    );
+    let locked_message = "container backstage is running but not ready, and will not become ready: the Knex migration lock of plugin catalog is held";
+    let locked_hint = format!(
+        "if no other pod is migrating, release the lock: `kubectl backstage db unlock --plugin catalog --force`, then restart the pod (the backend does not retry): `kubectl delete pod {stuck}`"
+    );
+    // The key store of the plugin's `core.auth` service: the plugin and the table are named.
+    let keys_message = "container backstage is running but not ready, and will not become ready: the Knex migration lock of table backstage_backend_public_keys__knex_migrations of plugin catalog is held";
+    let keys_hint = format!(
+        "if no other pod is migrating, release it: `kubectl backstage db unlock --plugin catalog --table backstage_backend_public_keys__knex_migrations --force`, then restart the pod (the backend does not retry): `kubectl delete pod {stuck}`"
+    );
+    for (i, (log, message, hint, diagnosis)) in [
+        ("corrupt.text.log", corrupt_message, &corrupt_hint, json!({"kind": "corruptMigrationDirectory", "plugin": "catalog", "missingFiles": ["20270105120000_entities_relations_index.js", "20270110090000_refresh_state_keys.js"]})),
+        ("corrupt.production.log", corrupt_message, &corrupt_hint, json!({"kind": "corruptMigrationDirectory", "plugin": "catalog", "missingFiles": ["20270105120000_entities_relations_index.js", "20270110090000_refresh_state_keys.js"]})),
+        ("locked.text.log", locked_message, &locked_hint, json!({"kind": "migrationLocked", "plugin": "catalog", "table": null})),
+        ("locked.production.log", locked_message, &locked_hint, json!({"kind": "migrationLocked", "plugin": "catalog", "table": null})),
+        ("public-keys-locked.text.log", keys_message, &keys_hint, json!({"kind": "migrationLocked", "plugin": "catalog", "table": "backstage_backend_public_keys__knex_migrations"})),
+        ("public-keys-locked.production.log", keys_message, &keys_hint, json!({"kind": "migrationLocked", "plugin": "catalog", "table": "backstage_backend_public_keys__knex_migrations"})),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ns = format!("stuck-{i}");
+        rig.server.apply(backend_pod(&ns, stuck, false));
+        rig.server
+            .set_log(&ns, stuck, "backstage", false, &captured_log(log));
+        let (code, findings, doc) = findings_of(&rig, &ns);
+        assert_eq!(code, 1, "{log}");
+        assert_eq!(
+            findings,
+            vec![(
+                "error".to_string(),
+                format!("pod/{stuck}"),
+                message.to_string(),
+                hint.to_string()
+            )],
+            "{log}"
+        );
+        assert_eq!(doc["findings"][0]["diagnosis"], diagnosis, "{log}");
+    }
+    // Read from the start of the current run, bounded; never the previous run of a pod that has none.
+    let reads: Vec<RecordedRequest> = rig
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(&format!("/pods/{stuck}/log")))
+        .collect();
+    assert_eq!(reads.len(), 6);
+    for r in &reads {
+        assert_eq!(r.param("previous"), None, "{r:?}");
+        assert_eq!(r.param("tailLines"), None, "{r:?}");
+        assert_eq!(r.param("limitBytes").as_deref(), Some("262144"), "{r:?}");
+        assert_eq!(r.param("container").as_deref(), Some("backstage"));
+    }
+
+    // kubectl, the peer, reads the same text from the fake API server: the whole log, and with
+    // --limit-bytes the start of it, as the plugin reads it.
+    let log = captured_log("locked.production.log");
+    let out = rig
+        .kubectl()
+        .args(["logs", stuck, "-n", "stuck-3", "-c", "backstage"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), log);
+    let out = rig
+        .kubectl()
+        .args(["logs", stuck, "-n", "stuck-3", "--limit-bytes", "1000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, log.as_bytes()[..1000]);
+}
+
+#[test]
+fn a_ready_backend_whose_scheduler_lock_is_held_is_an_error() {
+    let rig = Rig::incident();
+    let pod = "backstage-55d8c9f7b6-rdy01";
+    for (i, log) in [
+        "scheduler-locked.text.log",
+        "scheduler-locked.production.log",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ns = format!("degraded-{i}");
+        rig.server.apply(backend_pod(&ns, pod, true));
+        rig.server
+            .set_log(&ns, pod, "backstage", false, &captured_log(log));
+        let (code, findings, doc) = findings_of(&rig, &ns);
+        assert_eq!(code, 1, "{log}");
+        assert_eq!(
+            findings,
+            vec![(
+                "error".to_string(),
+                format!("pod/{pod}"),
+                "container backstage is ready, but its log shows a start-up failure: the Knex migration lock of the scheduler's table backstage_backend_tasks__knex_migrations is held".to_string(),
+                format!("see which plugin database holds it with `kubectl backstage db status`; if no other pod is migrating, release it: `kubectl backstage db unlock --plugin <plugin> --table backstage_backend_tasks__knex_migrations`, then restart the pod (the backend does not retry): `kubectl delete pod {pod}`"),
+            )],
+            "{log}"
+        );
+        assert_eq!(
+            doc["findings"][0]["diagnosis"],
+            json!({"kind": "migrationLocked", "plugin": null, "table": "backstage_backend_tasks__knex_migrations"})
+        );
+    }
+    // A ready backend's log is read with a smaller bound.
+    let limits: Vec<Option<String>> = rig
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(&format!("/pods/{pod}/log")))
+        .map(|r| r.param("limitBytes"))
+        .collect();
+    assert_eq!(limits, vec![Some("131072".to_string()); 2]);
+
+    // The same pod with a clean log is healthy: exit 0, nothing found.
+    rig.server.apply(backend_pod("clean", pod, true));
+    rig.server.set_log(
+        "clean",
+        pod,
+        "backstage",
+        false,
+        "{\"level\":\"info\",\"message\":\"Plugin initialization complete, newly initialized: 'app', 'auth', 'catalog'\",\"service\":\"backstage\"}\n",
+    );
+    let (code, findings, _) = findings_of(&rig, "clean");
+    assert_eq!((code, findings), (0, vec![]));
+}
+
+#[test]
+fn watch_reads_a_current_log_once_per_run_and_again_when_readiness_changes() {
+    let rig = Rig::incident();
+    let pod = "backstage-55d8c9f7b6-wch01";
+    rig.server.apply(backend_pod("watched", pod, false));
+    rig.server.set_log(
+        "watched",
+        pod,
+        "backstage",
+        false,
+        &captured_log("locked.production.log"),
+    );
+    let log_reads = || {
+        rig.server
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with(&format!("/pods/{pod}/log")))
+            .count()
+    };
+    let (mut child, mut lines) = rig.watch(
+        &["health", "-n", "watched", "--watch", "-o", "json"],
+        Duration::from_secs(60),
+    );
+    let first = json(&lines.next().unwrap().unwrap());
+    assert_eq!(first["findings"][0]["diagnosis"]["kind"], "migrationLocked");
+    assert_eq!(log_reads(), 1);
+
+    // A change that is not a new run nor a readiness change: drawn again, the log not read again.
+    let mut changed = rig.server.get("Pod", "watched", pod).unwrap();
+    changed["metadata"]["labels"]["touched"] = json!("yes");
+    rig.server.apply(changed.clone());
+    let second = json(&lines.next().unwrap().unwrap());
+    assert_eq!(second["findings"], first["findings"]);
+    assert_eq!(log_reads(), 1);
+
+    // Readiness changes: read again (now the ready bound), and the finding follows.
+    changed["status"]["containerStatuses"][0]["ready"] = json!(true);
+    changed["status"]["conditions"][0]["status"] = json!("True");
+    rig.server.apply(changed);
+    let third = json(&lines.next().unwrap().unwrap());
+    assert_eq!(
+        third["findings"][0]["message"],
+        "container backstage is ready, but its log shows a start-up failure: the Knex migration lock of plugin catalog is held"
+    );
+    assert_eq!(log_reads(), 2);
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+// ---- Several environments at once (`-e a,b`, `--all-envs`) ----
+
+/// Two fake API servers (the sandbox's and prod's clusters) in one merged kubeconfig, a third context
+/// whose API server is not there, and a config file with the three environments.
+struct Environments {
+    sandbox: Rig,
+    prod: backstage_testkit::FakeApiServer,
+    /// An API server that forbids listing pods (403).
+    _audit: backstage_testkit::FakeApiServer,
+    kubeconfig: String,
+    config: std::path::PathBuf,
+}
+
+impl Environments {
+    fn start() -> Environments {
+        let sandbox = Rig::incident();
+        let prod = backstage_testkit::FakeApiServer::start(backstage_testkit::ServerOptions {
+            tls: true,
+            token: Some("prod-token-8d2e".into()),
+            ..backstage_testkit::ServerOptions::new(backstage_testkit::Fixtures::incident())
+        })
+        .unwrap();
+        let prod_config = sandbox.path("prod.kubeconfig");
+        prod.write_kubeconfig(&prod_config, "prod-aks", None, "prod-token-8d2e")
+            .unwrap();
+        // A port nothing listens on: bind one, then let it go.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let audit = backstage_testkit::FakeApiServer::start(backstage_testkit::ServerOptions {
+            forbidden: vec![("list".into(), "pods".into())],
+            ..backstage_testkit::ServerOptions::new(backstage_testkit::Fixtures::incident())
+        })
+        .unwrap();
+        let audit_config = sandbox.path("audit.kubeconfig");
+        audit
+            .write_kubeconfig(&audit_config, "audit-aks", None, "audit-token")
+            .unwrap();
+        let dr_config = sandbox.path("dr.kubeconfig");
+        rig::write(
+            &dr_config,
+            &format!(
+                "apiVersion: v1\nkind: Config\nclusters: [{{name: dr, cluster: {{server: 'https://127.0.0.1:{closed}'}}}}]\ncontexts: [{{name: dr-aks, context: {{cluster: dr, user: dr}}}}]\nusers: [{{name: dr, user: {{token: dr-token}}}}]\n"
+            ),
+        );
+        let kubeconfig = [
+            sandbox.kubeconfig.clone(),
+            prod_config,
+            dr_config,
+            audit_config,
+        ]
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+        let config = sandbox.path("config.yaml");
+        rig::write(
+            &config,
+            "defaultEnvironment: ptlsbox\nenvironments:\n  ptlsbox: {context: fake, namespace: backstage-staging}\n  ptl: {context: prod-aks, namespace: backstage}\n  dr: {context: dr-aks, namespace: backstage}\n  audit: {context: audit-aks, namespace: backstage}\n",
+        );
+        Environments {
+            sandbox,
+            prod,
+            _audit: audit,
+            kubeconfig,
+            config,
+        }
+    }
+
+    fn plugin(&self) -> assert_cmd::Command {
+        let mut cmd = self.sandbox.plugin();
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECTL_BACKSTAGE_CONFIG", &self.config);
+        cmd
+    }
+}
+
+#[test]
+fn several_environments_give_one_document_each_equal_to_the_single_environment_run() {
+    let envs = Environments::start();
+    let (code, out, err) = run(envs
+        .plugin()
+        .args(["health", "-e", "ptlsbox,ptl", "-o", "json"]));
+    assert_eq!(code, 1, "prod is unhealthy: the worst code wins\n{err}");
+    assert_eq!(err, "");
+    let docs = json(&out);
+    let docs = docs.as_array().unwrap();
+    let names: Vec<&str> = docs
+        .iter()
+        .map(|d| d["environment"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ptlsbox", "ptl"], "in the order asked");
+    assert_eq!(
+        (
+            &docs[0]["context"],
+            &docs[0]["namespace"],
+            &docs[0]["healthy"]
+        ),
+        (&json!("fake"), &json!("backstage-staging"), &json!(true))
+    );
+    assert_eq!(
+        (
+            &docs[1]["context"],
+            &docs[1]["namespace"],
+            &docs[1]["healthy"]
+        ),
+        (&json!("prod-aks"), &json!("backstage"), &json!(false))
+    );
+    // Each document is the single-environment document with its environment's name added.
+    for (doc, name) in docs.iter().zip(["ptlsbox", "ptl"]) {
+        let (single_code, single, _) =
+            run(envs.plugin().args(["health", "-e", name, "-o", "json"]));
+        assert_eq!(single_code, if name == "ptl" { 1 } else { 0 });
+        let mut single = json(&single);
+        single["environment"] = json!(name);
+        assert_eq!(
+            rig::without_relative_ages(doc.clone()),
+            rig::without_relative_ages(single),
+            "{name}"
+        );
+    }
+    // Both clusters were asked, each with its own credentials.
+    assert!(
+        envs.prod
+            .requests()
+            .iter()
+            .any(|r| r.path == "/api/v1/namespaces/backstage/pods")
+    );
+    assert!(
+        envs.sandbox
+            .server
+            .requests()
+            .iter()
+            .any(|r| r.path == "/api/v1/namespaces/backstage-staging/pods")
+    );
+}
+
+#[test]
+fn an_unreachable_environment_is_a_result_not_an_abort_and_exits_2() {
+    let envs = Environments::start();
+    let (code, out, err) = run(envs.plugin().args(["health", "--all-envs", "-o", "json"]));
+    assert_eq!(code, 2, "{err}");
+    let docs = json(&out);
+    let docs = docs.as_array().unwrap();
+    let names: Vec<&str> = docs
+        .iter()
+        .map(|d| d["environment"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["audit", "dr", "ptl", "ptlsbox"],
+        "every environment, by name"
+    );
+    // A 403 and a refused connection: each a document that says why, nothing else in it.
+    for doc in &docs[..2] {
+        assert_eq!(
+            doc.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["environment", "error"],
+            "{doc}"
+        );
+    }
+    let audit = docs[0]["error"].as_str().unwrap();
+    assert_eq!(
+        audit,
+        "forbidden: cannot list pods in namespace \"backstage\" (context \"audit-aks\"): pods is forbidden: User \"system:serviceaccount:backstage:kubectl-backstage\" cannot list resource \"pods\" in API group \"\" in the namespace \"backstage\""
+    );
+    let error = docs[1]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("cannot reach the API server https://127.0.0.1:")
+            && error.contains("(context \"dr-aks\")"),
+        "{error}"
+    );
+    assert_eq!(docs[2]["healthy"], false);
+    assert_eq!(docs[3]["healthy"], true);
+    // The errors are on stderr too, one line each, and nothing else is.
+    assert_eq!(
+        err,
+        format!("error: environment audit: {audit}\nerror: environment dr: {error}\n")
+    );
+
+    // The table: an ENVIRONMENT column in every table, the unreachable environment among the findings.
+    let (code, out, _) = run(envs.plugin().args(["health", "--all-envs"]));
+    assert_eq!(code, 2);
+    let lines: Vec<&str> = out.lines().collect();
+    let headers: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("ENVIRONMENT"))
+        .collect();
+    assert_eq!(headers.len(), 2, "workloads and pods tables:\n{out}");
+    assert!(
+        headers[0].split_whitespace().nth(1) == Some("WORKLOAD"),
+        "{out}"
+    );
+    assert!(headers[1].split_whitespace().nth(1) == Some("POD"), "{out}");
+    let pod_rows: Vec<(&str, &str)> = lines
+        .iter()
+        .skip_while(|l| !l.starts_with("ENVIRONMENT   POD") && !l.starts_with("ENVIRONMENT  POD"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next().unwrap(), words.next().unwrap())
+        })
+        .collect();
+    let mut want: Vec<(&str, &str)> = PODS.iter().map(|p| ("ptl", *p)).collect();
+    want.push(("ptlsbox", "backstage-5f6d7c8b9a-h2kxm"));
+    assert_eq!(pod_rows, want, "{out}");
+    let findings = &out[out.find("FINDINGS\n").expect("findings") + "FINDINGS\n".len()..];
+    let first: Vec<&str> = findings.lines().take(2).collect();
+    assert_eq!(
+        first[0],
+        format!("error    audit  -  could not check this environment: {audit}")
+    );
+    assert!(
+        first[1].starts_with(
+            "error    dr     -  could not check this environment: cannot reach the API server"
+        ),
+        "{first:?}"
+    );
+    assert!(
+        findings.lines().any(|l| l.starts_with(&format!(
+            "error    ptl    pod/{}  container backstage is in CrashLoopBackOff",
+            PODS[2]
+        ))),
+        "{findings}"
+    );
+    assert!(
+        !findings.contains("ptlsbox"),
+        "the sandbox is healthy:\n{findings}"
+    );
+
+    // -o wide: the same ENVIRONMENT column first, the wide columns after.
+    let (code, out, _) = run(envs
+        .plugin()
+        .args(["health", "-e", "ptlsbox,ptl", "-o", "wide"]));
+    assert_eq!(code, 1);
+    let headers: Vec<Vec<&str>> = out
+        .lines()
+        .filter(|l| l.starts_with("ENVIRONMENT"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        headers,
+        vec![
+            vec![
+                "ENVIRONMENT",
+                "WORKLOAD",
+                "DESIRED",
+                "UPDATED",
+                "READY",
+                "AVAILABLE",
+                "ROLLOUT",
+                "IMAGE",
+                "STATUS"
+            ],
+            vec![
+                "ENVIRONMENT",
+                "POD",
+                "READY",
+                "STATUS",
+                "RESTARTS",
+                "AGE",
+                "IMAGE",
+                "NODE",
+                "IP"
+            ],
+        ]
+    );
+}
+
+#[test]
+fn several_environments_are_refused_where_they_do_not_apply() {
+    let envs = Environments::start();
+    for (args, line) in [
+        (
+            vec!["events", "-e", "ptlsbox,ptl"],
+            "error: events works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health\n",
+        ),
+        (
+            vec!["db", "status", "--all-envs"],
+            "error: db works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health\n",
+        ),
+        (
+            vec!["health", "-e", "ptlsbox,ptl", "--watch"],
+            "error: --watch and --wait work on one environment at a time; run one per environment (-e NAME)\n",
+        ),
+        (
+            vec!["health", "--all-envs", "--wait"],
+            "error: --watch and --wait work on one environment at a time; run one per environment (-e NAME)\n",
+        ),
+        (
+            vec!["health", "-e", "ptlsbox,,ptl"],
+            "error: -e \"ptlsbox,,ptl\" has an empty environment name (give NAME,NAME…)\n",
+        ),
+        (
+            vec!["health", "-e", "ptlsbox,nope"],
+            "error: unknown environment \"nope\"; configured environments: audit, dr, ptl, ptlsbox (see `kubectl backstage env list`)\n",
+        ),
+        (
+            vec!["health", "-e", "ptlsbox,ptl", "--context", "fake"],
+            "error: --context cannot be used with several environments: each environment names its own context (set `context` in the config file)\n",
+        ),
+    ] {
+        let (code, out, err) = run(envs.plugin().args(&args));
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (2, "", line),
+            "{args:?}"
+        );
+    }
+    // Nothing was asked of either cluster.
+    assert!(envs.prod.requests().is_empty());
+    assert!(envs.sandbox.server.requests().is_empty());
+
+    let (code, _, err) = run(envs.plugin().args(["health", "--all-envs", "-e", "ptl"]));
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("error: the argument '--all-envs' cannot be used with"),
+        "{err}"
+    );
+
+    let empty = envs.sandbox.path("empty.yaml");
+    rig::write(&empty, "environments: {}\n");
+    let (code, out, err) = run(envs
+        .plugin()
+        .env("KUBECTL_BACKSTAGE_CONFIG", &empty)
+        .args(["health", "--all-envs"]));
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (
+            2,
+            "",
+            "error: --all-envs: the config file has no environments (see `kubectl backstage env list`)\n"
+        )
+    );
 }

@@ -305,7 +305,10 @@ fn startup_failure() -> T {
                     req("missingFiles", list(T::Str)),
                 ],
             ),
-            ("migrationLocked", vec![req("plugin", null(T::Str))]),
+            (
+                "migrationLocked",
+                vec![req("plugin", null(T::Str)), req("table", null(T::Str))],
+            ),
             (
                 "databaseAuthentication",
                 vec![req("plugin", null(T::Str)), req("user", null(T::Str))],
@@ -323,6 +326,10 @@ fn startup_failure() -> T {
 }
 
 fn health_schema() -> T {
+    obj(health_keys())
+}
+
+fn health_keys() -> Vec<Key> {
     let workload = obj(vec![
         req("kind", T::Str),
         req("name", T::Str),
@@ -348,6 +355,8 @@ fn health_schema() -> T {
         req("lastExitCode", null(T::Int)),
         req("lastFinishedAt", null(T::Time)),
         req("memoryLimit", null(T::Str)),
+        req("startedAt", null(T::Time)),
+        req("backend", T::Bool),
     ]);
     let pod = obj(vec![
         req("name", T::Str),
@@ -374,7 +383,7 @@ fn health_schema() -> T {
         req("hint", null(T::Str)),
         opt("diagnosis", startup_failure()),
     ]);
-    obj(vec![
+    vec![
         req("kind", T::Lit("HealthReport")),
         req("context", T::Str),
         req("namespace", T::Str),
@@ -383,13 +392,24 @@ fn health_schema() -> T {
         req("workloads", list(workload)),
         req("pods", list(pod)),
         req("findings", list(finding)),
-    ])
+    ]
 }
 
 #[test]
 fn health_document() {
     let rig = Rig::incident();
     let doc = document(|| rig.plugin(), &["health"], 1);
+    // A ready backend whose current log (captured from a real backend) shows the scheduler's lock.
+    let pod = "backstage-55d8c9f7b6-rdy01";
+    rig.server.apply(rig::backend_pod("degraded", pod, true));
+    rig.server.set_log(
+        "degraded",
+        pod,
+        "backstage",
+        false,
+        &rig::captured_log("scheduler-locked.production.log"),
+    );
+    let degraded = document(|| rig.plugin(), &["health", "-n", "degraded"], 1);
     // The fixtures' crash logs show one kind of start-up failure.
     let never = [
         "$.findings[].diagnosis<databaseAuthentication>",
@@ -405,13 +425,67 @@ fn health_document() {
         "$.findings[].diagnosis<pluginStartup>.plugin",
         "$.findings[].diagnosis<pluginStartup>.cause",
     ];
-    assert_contract("health", &health_schema(), &[&doc], &never);
+    assert_contract("health", &health_schema(), &[&doc, &degraded], &never);
     for severity in doc["findings"].as_array().unwrap() {
         assert!(
             ["error", "warning", "info"].contains(&severity["severity"].as_str().unwrap()),
             "{severity}"
         );
     }
+}
+
+/// `health -e a,b` / `--all-envs`: a list with one document per environment, the single-environment
+/// document with `environment` first, or `{"environment", "error"}` for one that could not be checked.
+#[test]
+fn health_of_several_environments_document() {
+    let rig = Rig::incident();
+    let config = rig.path("config.yaml");
+    write(
+        &config,
+        "environments:\n  ptlsbox: {namespace: backstage-staging}\n  ptl: {namespace: backstage}\n  gone: {context: nowhere}\n",
+    );
+    let doc = document(
+        || {
+            let mut cmd = rig.plugin();
+            cmd.env("KUBECTL_BACKSTAGE_CONFIG", &config);
+            cmd
+        },
+        &["health", "--all-envs"],
+        2,
+    );
+    let items = doc.as_array().expect("a list");
+    let (done, failed): (Vec<Value>, Vec<Value>) =
+        items.iter().cloned().partition(|d| d.get("kind").is_some());
+    assert_eq!((done.len(), failed.len()), (2, 1), "{doc}");
+    let mut keys = vec![req("environment", T::Str)];
+    keys.extend(health_keys());
+    let never = [
+        "$[].findings[].diagnosis<databaseAuthentication>",
+        "$[].findings[].diagnosis<databaseAuthentication>.kind",
+        "$[].findings[].diagnosis<databaseAuthentication>.plugin",
+        "$[].findings[].diagnosis<databaseAuthentication>.user",
+        "$[].findings[].diagnosis<databaseConnection>",
+        "$[].findings[].diagnosis<databaseConnection>.kind",
+        "$[].findings[].diagnosis<databaseConnection>.plugin",
+        "$[].findings[].diagnosis<databaseConnection>.detail",
+        "$[].findings[].diagnosis<pluginStartup>",
+        "$[].findings[].diagnosis<pluginStartup>.kind",
+        "$[].findings[].diagnosis<pluginStartup>.plugin",
+        "$[].findings[].diagnosis<pluginStartup>.cause",
+        "$[].findings[].diagnosis<migrationLocked>.table",
+    ];
+    assert_contract(
+        "health several environments",
+        &list(obj(keys)),
+        &[&Value::Array(done)],
+        &never,
+    );
+    assert_contract(
+        "health several environments, one unreachable",
+        &list(obj(vec![req("environment", T::Str), req("error", T::Str)])),
+        &[&Value::Array(failed)],
+        &[],
+    );
 }
 
 #[test]

@@ -61,6 +61,49 @@ fn health_and_events_tables() {
     insta::assert_snapshot!("events_warnings", stable(&out));
 }
 
+/// Backends that run on after a plugin failed to start, diagnosed from their current logs (captured
+/// from a real Backstage backend): one stuck not ready, one ready with the scheduler's lock held.
+#[test]
+fn health_of_backends_whose_plugin_failed_to_start() {
+    let rig = Rig::incident();
+    for (pod, ready, log) in [
+        (
+            "backstage-55d8c9f7b6-stk01",
+            false,
+            "corrupt.production.log",
+        ),
+        (
+            "backstage-55d8c9f7b6-rdy01",
+            true,
+            "scheduler-locked.text.log",
+        ),
+    ] {
+        rig.server.apply(rig::backend_pod("stuck", pod, ready));
+        rig.server
+            .set_log("stuck", pod, "backstage", false, &rig::captured_log(log));
+    }
+    let (code, out, _) = run(rig.plugin().args(["health", "-n", "stuck"]));
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("health_plugin_failed_to_start", stable(&out));
+}
+
+#[test]
+fn health_of_two_environments_in_one_table() {
+    let rig = Rig::incident();
+    let config = rig.path("config.yaml");
+    rig::write(
+        &config,
+        "environments:\n  ptlsbox: {namespace: backstage-staging}\n  ptl: {namespace: backstage}\n",
+    );
+    let (code, out, _) = run(rig.plugin().env("KUBECTL_BACKSTAGE_CONFIG", &config).args([
+        "health",
+        "-e",
+        "ptlsbox,ptl",
+    ]));
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("health_two_environments", stable(&out));
+}
+
 /// Runs the plugin with its stdout on a real terminal of `columns` columns (a pseudo-terminal made by
 /// util-linux `script`), colour off. Returns the exit code and what the terminal received.
 fn on_terminal(rig: &Rig, columns: u16, args: &[&str]) -> (i32, String) {

@@ -1,28 +1,35 @@
 //! `health`: pods and rollouts, findings with hints; `--watch` redraws, `--wait` waits for the rollout.
+//! Reads the previous logs of crashed containers and the current logs of running backend containers
+//! (cached per run) for known start-up failures. `run_several` is `health` over several environments.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use tokio::time::{Duration, Instant};
 
-use super::Outcome;
+use super::{Outcome, multi};
 use crate::cli::HealthArgs;
 use crate::kube::{Cluster, KubeError, WatchChange};
-use crate::model::diagnosis::{StartupFailure, diagnose};
-use crate::model::health::{Diagnoses, HealthReport, WorkloadView};
+use crate::model::diagnosis::{StartupFailure, diagnose, diagnose_running};
+use crate::model::health::{HealthReport, LogDiagnoses, WorkloadView};
 use crate::model::pod::PodView;
 use crate::options::OutputFormat;
 use crate::render::{self, CLEAR_SCREEN, Report, Style};
+use crate::settings::Settings;
 
 /// Previous logs are read from their end, bounded.
 const LOG_TAIL_LINES: i64 = 400;
 const LOG_LIMIT_BYTES: i64 = 256 * 1024;
-/// Previous logs read at once.
+/// Current logs of running backends are read from their start (where start-up failures are), bounded:
+/// more of a backend that is not ready (it may be stuck), less of one that is ready.
+const CURRENT_LOG_BYTES_NOT_READY: i64 = 256 * 1024;
+const CURRENT_LOG_BYTES_READY: i64 = 128 * 1024;
+/// Logs read at once.
 const LOG_CONCURRENCY: usize = 8;
 /// Changes that arrive this close together are drawn once.
 const SETTLE: Duration = Duration::from_millis(150);
@@ -37,15 +44,26 @@ struct Snapshot {
     statefulsets: BTreeMap<String, StatefulSet>,
 }
 
-/// Diagnoses of previous logs, remembered per restart so a log is read once.
+/// Diagnoses of logs, remembered so that `--watch` reads a log once: a previous log per restart, a
+/// current log per container start and readiness (a backend that turns ready or unready is read again).
 #[derive(Default)]
-struct LogCache(HashMap<(String, String, i32), Option<StartupFailure>>);
+struct LogCache {
+    previous: HashMap<(String, String, i32), Option<StartupFailure>>,
+    current: HashMap<CurrentRun, Option<StartupFailure>>,
+}
 
-pub async fn run(
-    args: &HealthArgs,
-    cluster: &Cluster,
-    style: &Style,
-) -> Result<Outcome, KubeError> {
+/// One run of a container: pod, container, restarts, start time, ready.
+type CurrentRun = (String, String, i32, Option<Timestamp>, bool);
+
+/// The resource versions the lists were read at, for the watches that follow them.
+struct Versions {
+    pods: String,
+    deployments: String,
+    statefulsets: String,
+}
+
+/// Lists pods, Deployments and StatefulSets of the namespace.
+async fn list(args: &HealthArgs, cluster: &Cluster) -> Result<(Snapshot, Versions), KubeError> {
     let selector = args.selector.as_deref();
     // All three at once, but a failure is reported in a fixed order (pods first), not by which
     // request happened to fail first: the same cause gives the same error line every time.
@@ -65,6 +83,48 @@ pub async fn run(
     snapshot
         .statefulsets
         .extend(statefulsets.0.into_iter().map(|s| (s.name_any(), s)));
+    let versions = Versions {
+        pods: pods.1,
+        deployments: deployments.1,
+        statefulsets: statefulsets.1,
+    };
+    Ok((snapshot, versions))
+}
+
+/// One environment's report, once (no watch, no wait): the body `-e a,b` runs in each environment.
+pub async fn gather(args: &HealthArgs, cluster: &Cluster) -> Result<HealthReport, KubeError> {
+    let (snapshot, _) = list(args, cluster).await?;
+    Ok(report(cluster, &snapshot, &mut LogCache::default()).await)
+}
+
+/// `health` in several environments at once: one document, one table with an ENVIRONMENT column.
+/// An environment that could not be checked is in the report, and its error on stderr.
+pub async fn run_several(args: &HealthArgs, settings: &[Settings], style: &Style) -> Outcome {
+    let runs = multi::each_environment(settings, |_, cluster| async move {
+        gather(args, &cluster).await
+    })
+    .await;
+    let (reports, outcome) = multi::collect(runs, |r: &HealthReport| {
+        if r.healthy {
+            Outcome::Ok
+        } else {
+            Outcome::Problems
+        }
+    });
+    render::emit(&render::render(&reports, style));
+    for (environment, error) in reports.failed() {
+        render::error(&format!("environment {environment}: {error}"));
+    }
+    outcome
+}
+
+pub async fn run(
+    args: &HealthArgs,
+    cluster: &Cluster,
+    style: &Style,
+) -> Result<Outcome, KubeError> {
+    let selector = args.selector.as_deref();
+    let (mut snapshot, versions) = list(args, cluster).await?;
     let mut logs = LogCache::default();
 
     if !args.watch && !args.wait {
@@ -78,11 +138,11 @@ pub async fn run(
     }
 
     let owned = selector.map(str::to_string);
-    let mut pod_changes = cluster.watch::<Pod>("pods", owned.clone(), pods.1);
+    let mut pod_changes = cluster.watch::<Pod>("pods", owned.clone(), versions.pods);
     let mut deployment_changes =
-        cluster.watch::<Deployment>("deployments", owned.clone(), deployments.1);
+        cluster.watch::<Deployment>("deployments", owned.clone(), versions.deployments);
     let mut statefulset_changes =
-        cluster.watch::<StatefulSet>("statefulsets", owned, statefulsets.1);
+        cluster.watch::<StatefulSet>("statefulsets", owned, versions.statefulsets);
     let deadline = Instant::now() + args.timeout;
     let terminal = style.width.is_some();
     let progress = std::io::stderr().is_terminal();
@@ -221,10 +281,34 @@ async fn report(cluster: &Cluster, snapshot: &Snapshot, logs: &mut LogCache) -> 
                 .filter(|c| c.worth_diagnosing(now))
                 .map(|c| (p.name.clone(), c.name.clone(), c.restarts))
         })
-        .filter(|key| !logs.0.contains_key(key))
+        .filter(|key| !logs.previous.contains_key(key))
         .collect();
-    let read: Vec<_> = futures::stream::iter(wanted)
-        .map(|(pod, container, restarts)| async move {
+    let current_wanted: Vec<CurrentRun> = pods
+        .iter()
+        .flat_map(|p| {
+            p.containers
+                .iter()
+                .filter(|c| c.current_log_worth_reading(p))
+                .map(|c| {
+                    (
+                        p.name.clone(),
+                        c.name.clone(),
+                        c.restarts,
+                        c.started_at,
+                        c.ready,
+                    )
+                })
+        })
+        .filter(|key| !logs.current.contains_key(key))
+        .collect();
+    type Read = (
+        Option<(String, String, i32)>,
+        Option<CurrentRun>,
+        Option<StartupFailure>,
+    );
+    let mut reads: Vec<futures::future::BoxFuture<'_, Read>> = Vec::new();
+    reads.extend(wanted.into_iter().map(|(pod, container, restarts)| {
+        async move {
             let diagnosis = match cluster
                 .previous_log(&pod, &container, LOG_TAIL_LINES, LOG_LIMIT_BYTES)
                 .await
@@ -235,22 +319,64 @@ async fn report(cluster: &Cluster, snapshot: &Snapshot, logs: &mut LogCache) -> 
                     None
                 }
             };
-            ((pod, container, restarts), diagnosis)
-        })
+            (Some((pod, container, restarts)), None, diagnosis)
+        }
+        .boxed()
+    }));
+    reads.extend(current_wanted.into_iter().map(|run| {
+        async move {
+            let limit = if run.4 {
+                CURRENT_LOG_BYTES_READY
+            } else {
+                CURRENT_LOG_BYTES_NOT_READY
+            };
+            let diagnosis = match cluster.current_log_head(&run.0, &run.1, limit).await {
+                Ok(log) => diagnose_running(&log),
+                Err(e) => {
+                    tracing::info!(pod = %run.0, container = %run.1, error = %e, "current log not available");
+                    None
+                }
+            };
+            (None, Some(run), diagnosis)
+        }
+        .boxed()
+    }));
+    let read: Vec<Read> = futures::stream::iter(reads)
         .buffer_unordered(LOG_CONCURRENCY)
         .collect()
         .await;
-    logs.0.extend(read);
+    for (previous_key, current_key, diagnosis) in read {
+        if let Some(key) = previous_key {
+            logs.previous.insert(key, diagnosis);
+        } else if let Some(key) = current_key {
+            logs.current.insert(key, diagnosis);
+        }
+    }
 
-    let diagnoses: Diagnoses = pods
-        .iter()
-        .flat_map(|p| {
-            p.containers
-                .iter()
-                .map(move |c| (p.name.clone(), c.name.clone(), c.restarts))
-        })
-        .filter_map(|key| logs.0.get(&key).map(|d| ((key.0, key.1), d.clone())))
-        .collect();
+    let mut diagnoses = LogDiagnoses::default();
+    for p in &pods {
+        for c in &p.containers {
+            let key = (p.name.clone(), c.name.clone());
+            if let Some(d) = logs
+                .previous
+                .get(&(p.name.clone(), c.name.clone(), c.restarts))
+            {
+                diagnoses.previous.insert(key.clone(), d.clone());
+            }
+            let run = (
+                p.name.clone(),
+                c.name.clone(),
+                c.restarts,
+                c.started_at,
+                c.ready,
+            );
+            if c.current_log_worth_reading(p)
+                && let Some(d) = logs.current.get(&run)
+            {
+                diagnoses.current.insert(key, d.clone());
+            }
+        }
+    }
     HealthReport::build(
         cluster.context.clone(),
         cluster.namespace.clone(),

@@ -7,6 +7,7 @@ pub mod db;
 pub mod env;
 pub mod events;
 pub mod health;
+pub mod multi;
 pub mod version;
 
 pub use crate::exit::Outcome;

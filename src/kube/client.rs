@@ -250,7 +250,34 @@ impl Cluster {
                     self.namespace
                 )
             },
-            api.logs(pod, &params),
+            lossy_log(&api, pod, &params),
+        )
+        .await
+    }
+
+    /// The first `limit_bytes` of the log of a container's current run: what it wrote since it started,
+    /// from the beginning, where a backend logs its start-up failures (a tail would lose them behind
+    /// the probe requests logged every few seconds).
+    pub async fn current_log_head(
+        &self,
+        pod: &str,
+        container: &str,
+        limit_bytes: i64,
+    ) -> Result<String, KubeError> {
+        let api = self.api::<k8s_openapi::api::core::v1::Pod>();
+        let params = LogParams {
+            container: Some(container.to_string()),
+            limit_bytes: Some(limit_bytes),
+            ..LogParams::default()
+        };
+        self.call(
+            || {
+                format!(
+                    "get the log of pod {pod:?} container {container:?} in namespace {:?}",
+                    self.namespace
+                )
+            },
+            lossy_log(&api, pod, &params),
         )
         .await
     }
@@ -485,4 +512,21 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
         current = source;
     }
     current.to_string()
+}
+
+/// A log as text. `limitBytes` may cut a character in two, so invalid UTF-8 is replaced rather than
+/// failing the whole read.
+async fn lossy_log(
+    api: &Api<k8s_openapi::api::core::v1::Pod>,
+    pod: &str,
+    params: &LogParams,
+) -> kube::Result<String> {
+    use futures::AsyncReadExt;
+    let mut reader = api.log_stream(pod, params).await?;
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(kube::Error::ReadEvents)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }

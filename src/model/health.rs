@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
-use super::diagnosis::StartupFailure;
+use super::diagnosis::{LogOrigin, StartupFailure};
 use super::pod::{ContainerView, PodView};
 use super::text::image_tag;
 use super::time::age;
@@ -178,13 +178,23 @@ pub struct Finding {
     pub object: String,
     pub message: String,
     pub hint: Option<String>,
-    /// The known start-up failure recognised in the container's previous log.
+    /// The known start-up failure recognised in the container's previous log, or in its current
+    /// log when it runs on after a plugin failed to start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diagnosis: Option<StartupFailure>,
 }
 
-/// The previous logs that were read, by (pod, container), already diagnosed.
+/// The logs that were read, by (pod, container), already diagnosed.
 pub type Diagnoses = BTreeMap<(String, String), Option<StartupFailure>>;
+
+/// What the containers' logs say: the previous runs' and the current runs'.
+#[derive(Debug, Clone, Default)]
+pub struct LogDiagnoses {
+    /// Previous logs of containers that crashed or restarted recently.
+    pub previous: Diagnoses,
+    /// Current logs of running backend containers.
+    pub current: Diagnoses,
+}
 
 /// Restarts within this window are worth a warning even when the pod is up again.
 const RECENT_RESTART_SECONDS: i64 = 3600;
@@ -193,7 +203,7 @@ const RECENT_RESTART_SECONDS: i64 = 3600;
 pub fn findings(
     pods: &[PodView],
     workloads: &[WorkloadView],
-    diagnoses: &Diagnoses,
+    diagnoses: &LogDiagnoses,
     now: Timestamp,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -240,13 +250,15 @@ fn check_workload(w: &WorkloadView) -> Option<Finding> {
     })
 }
 
-/// What one check looks at: a container of a pod, with its diagnosed previous log.
+/// What one check looks at: a container of a pod, with its diagnosed previous and current logs.
 struct ContainerFacts<'a> {
     pod: &'a PodView,
     container: &'a ContainerView,
     /// `pod/NAME`.
     object: &'a str,
     diagnosis: Option<StartupFailure>,
+    /// What the current run's log shows (read only for running backend containers).
+    current: Option<StartupFailure>,
     now: Timestamp,
 }
 
@@ -280,15 +292,16 @@ type ContainerCheck = fn(&ContainerFacts) -> Option<Finding>;
 /// The container checks, most severe first. The first that finds something speaks for the container:
 /// what is wrong now (it crashes, cannot pull, cannot be created) hides what went wrong before (an
 /// earlier OOM kill or restart) in the same container, never in another one.
-const CONTAINER_CHECKS: [ContainerCheck; 5] = [
+const CONTAINER_CHECKS: [ContainerCheck; 6] = [
     crash_looping,
     image_unpullable,
     not_creatable,
+    failed_to_start,
     oom_killed,
     restarted_recently,
 ];
 
-fn check_pod(p: &PodView, diagnoses: &Diagnoses, now: Timestamp) -> Vec<Finding> {
+fn check_pod(p: &PodView, diagnoses: &LogDiagnoses, now: Timestamp) -> Vec<Finding> {
     if p.terminating || p.phase == "Succeeded" {
         return Vec::new();
     }
@@ -302,6 +315,12 @@ fn check_pod(p: &PodView, diagnoses: &Diagnoses, now: Timestamp) -> Vec<Finding>
                 container: c,
                 object: &object,
                 diagnosis: diagnoses
+                    .previous
+                    .get(&(p.name.clone(), c.name.clone()))
+                    .cloned()
+                    .flatten(),
+                current: diagnoses
+                    .current
                     .get(&(p.name.clone(), c.name.clone()))
                     .cloned()
                     .flatten(),
@@ -334,7 +353,7 @@ fn crash_looping(f: &ContainerFacts) -> Option<Finding> {
     let hint = match &f.diagnosis {
         Some(d) => {
             message.push_str(&format!(": {}", d.summary()));
-            d.hint(&f.pod.name, &c.name)
+            d.hint(&f.pod.name, &c.name, LogOrigin::Previous)
         }
         None => format!(
             "read why it crashed: `kubectl logs {} -c {} --previous`",
@@ -343,6 +362,35 @@ fn crash_looping(f: &ContainerFacts) -> Option<Finding> {
     };
     Some(Finding {
         diagnosis: f.diagnosis.clone(),
+        ..f.finding(Severity::Error, message, hint)
+    })
+}
+
+/// A running backend whose current log shows a plugin that failed to start. Backstage's backend does
+/// not exit then: not ready forever (readiness 503), or even ready when only the scheduler's
+/// migrations failed — either way part of the portal does not work, so it is an error.
+fn failed_to_start(f: &ContainerFacts) -> Option<Finding> {
+    let c = f.container;
+    let d = f.current.as_ref()?;
+    if c.state != "running" {
+        return None;
+    }
+    let message = if c.ready {
+        format!(
+            "container {} is ready, but its log shows a start-up failure: {}",
+            c.name,
+            d.summary()
+        )
+    } else {
+        format!(
+            "container {} is running but not ready, and will not become ready: {}",
+            c.name,
+            d.summary()
+        )
+    };
+    let hint = d.hint(&f.pod.name, &c.name, LogOrigin::Current { ready: c.ready });
+    Some(Finding {
+        diagnosis: Some(d.clone()),
         ..f.finding(Severity::Error, message, hint)
     })
 }
@@ -413,7 +461,10 @@ fn restarted_recently(f: &ContainerFacts) -> Option<Finding> {
         return None;
     }
     let (message_tail, hint) = match &f.diagnosis {
-        Some(d) => (format!(": {}", d.summary()), d.hint(&f.pod.name, &c.name)),
+        Some(d) => (
+            format!(": {}", d.summary()),
+            d.hint(&f.pod.name, &c.name, LogOrigin::Previous),
+        ),
         None => (
             String::new(),
             format!(
@@ -486,7 +537,7 @@ impl HealthReport {
         namespace: String,
         mut pods: Vec<PodView>,
         mut workloads: Vec<WorkloadView>,
-        diagnoses: &Diagnoses,
+        diagnoses: &LogDiagnoses,
         now: Timestamp,
     ) -> HealthReport {
         pods.sort_by(|a, b| a.name.cmp(&b.name));
@@ -566,8 +617,8 @@ status: {phase: Running, containerStatuses: [{name: backstage, image: 'r/b:prod-
 "#).unwrap();
         let pending: Pod = serde_norway::from_str("metadata: {name: backstage-pending}\nspec: {containers: [{name: b}]}\nstatus: {phase: Pending}\n").unwrap();
         let pods = vec![PodView::from_pod(&pending), PodView::from_pod(&crashing)];
-        let mut diagnoses = Diagnoses::new();
-        diagnoses.insert(
+        let mut diagnoses = LogDiagnoses::default();
+        diagnoses.previous.insert(
             ("backstage-new".into(), "backstage".into()),
             Some(StartupFailure::CorruptMigrationDirectory {
                 plugin: Some("catalog".into()),
@@ -608,8 +659,8 @@ status: {phase: Running, containerStatuses: [
   {name: sidecar, image: 'r/s:1', imageID: "", ready: true, restartCount: 2,
    state: {running: {}}, lastState: {terminated: {exitCode: 137, reason: OOMKilled, finishedAt: "2026-11-22T11:30:00Z"}}}]}
 "#).unwrap();
-        let mut diagnoses = Diagnoses::new();
-        diagnoses.insert(
+        let mut diagnoses = LogDiagnoses::default();
+        diagnoses.previous.insert(
             ("backstage-two".into(), "backstage".into()),
             Some(StartupFailure::CorruptMigrationDirectory {
                 plugin: Some("catalog".into()),
@@ -649,7 +700,12 @@ status: {phase: Running, containerStatuses: [
   {name: backstage, image: 'r/b:1', imageID: "", ready: false, restartCount: 3,
    state: {waiting: {reason: CrashLoopBackOff}}, lastState: {terminated: {exitCode: 137, reason: OOMKilled, finishedAt: "2026-11-22T11:59:00Z"}}}]}
 "#).unwrap();
-        let found = findings(&[PodView::from_pod(&pod)], &[], &Diagnoses::new(), now());
+        let found = findings(
+            &[PodView::from_pod(&pod)],
+            &[],
+            &LogDiagnoses::default(),
+            now(),
+        );
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(
             found[0].message,
@@ -670,7 +726,12 @@ status: {phase: Running, containerStatuses: [
   {name: backstage, image: 'r/b:1', imageID: "", ready: false, restartCount: 1,
    state: {running: {}}, lastState: {terminated: {exitCode: 137, reason: OOMKilled, finishedAt: "2026-11-22T11:59:00Z"}}}]}
 "#).unwrap();
-        let found = findings(&[PodView::from_pod(&pod)], &[], &Diagnoses::new(), now());
+        let found = findings(
+            &[PodView::from_pod(&pod)],
+            &[],
+            &LogDiagnoses::default(),
+            now(),
+        );
         let messages: Vec<&str> = found.iter().map(|f| f.message.as_str()).collect();
         assert_eq!(
             messages,
@@ -681,6 +742,105 @@ status: {phase: Running, containerStatuses: [
         );
     }
 
+    fn running_backend(name: &str, ready: bool) -> PodView {
+        let pod: Pod = serde_norway::from_str(&format!(
+            r#"
+metadata: {{name: {name}, labels: {{app.kubernetes.io/name: backstage}},
+  ownerReferences: [{{apiVersion: apps/v1, kind: ReplicaSet, name: rs, uid: u, controller: true}}]}}
+spec: {{containers: [{{name: backstage, image: 'r/b:1',
+  readinessProbe: {{httpGet: {{path: /.backstage/health/v1/readiness, port: 7007}}}}}}]}}
+status: {{phase: Running, containerStatuses: [
+  {{name: backstage, image: 'r/b:1', imageID: "", ready: {ready}, restartCount: 0,
+   state: {{running: {{startedAt: "2026-11-22T11:50:00Z"}}}}}}]}}
+"#
+        ))
+        .unwrap();
+        PodView::from_pod(&pod)
+    }
+
+    #[test]
+    fn a_plugin_that_failed_to_start_is_an_error_whether_the_pod_is_ready_or_not() {
+        let stuck = running_backend("backstage-stuck", false);
+        let degraded = running_backend("backstage-degraded", true);
+        assert!(
+            stuck.containers[0].backend && stuck.containers[0].current_log_worth_reading(&stuck)
+        );
+        assert_eq!(
+            stuck.containers[0].started_at,
+            Some("2026-11-22T11:50:00Z".parse().unwrap())
+        );
+        let mut diagnoses = LogDiagnoses::default();
+        diagnoses.current.insert(
+            ("backstage-stuck".into(), "backstage".into()),
+            Some(StartupFailure::CorruptMigrationDirectory {
+                plugin: Some("catalog".into()),
+                missing_files: vec!["2_b.js".into()],
+            }),
+        );
+        diagnoses.current.insert(
+            ("backstage-degraded".into(), "backstage".into()),
+            Some(StartupFailure::MigrationLocked {
+                plugin: None,
+                table: Some("backstage_backend_tasks__knex_migrations".into()),
+            }),
+        );
+        let found = findings(&[degraded, stuck], &[], &diagnoses, now());
+        let seen: Vec<(Severity, &str, &str)> = found
+            .iter()
+            .map(|f| (f.severity, f.object.as_str(), f.message.as_str()))
+            .collect();
+        // The stuck pod gets no extra "not ready" warning: the error says why.
+        assert_eq!(
+            seen,
+            vec![
+                (
+                    Severity::Error,
+                    "pod/backstage-degraded",
+                    "container backstage is ready, but its log shows a start-up failure: the Knex migration lock of the scheduler's table backstage_backend_tasks__knex_migrations is held"
+                ),
+                (
+                    Severity::Error,
+                    "pod/backstage-stuck",
+                    "container backstage is running but not ready, and will not become ready: the migration directory of plugin catalog is corrupt: the database has migrations this image lacks (2_b.js)"
+                ),
+            ]
+        );
+        assert_eq!(
+            found[1].hint.as_deref(),
+            Some(
+                "the database is ahead of this image: see what must be undone with `kubectl backstage db plan --to pod:backstage-stuck`, undo it with the newer code: `kubectl backstage db rollback --plugin catalog --to <last migration this image has>`, then restart the pod (the backend does not retry): `kubectl delete pod backstage-stuck`"
+            )
+        );
+    }
+
+    #[test]
+    fn only_backend_containers_outside_statefulsets_have_their_current_log_read() {
+        let pod = |yaml: &str| PodView::from_pod(&serde_norway::from_str::<Pod>(yaml).unwrap());
+        let db = pod(
+            "metadata: {name: pg-0, labels: {app.kubernetes.io/name: backstage}, ownerReferences: [{apiVersion: apps/v1, kind: StatefulSet, name: pg, uid: u, controller: true}]}\nspec: {containers: [{name: pg, readinessProbe: {httpGet: {path: /.backstage/health/v1/readiness, port: 1}}}]}\nstatus: {phase: Running, containerStatuses: [{name: pg, image: i, imageID: '', ready: true, restartCount: 0, state: {running: {}}}]}\n",
+        );
+        assert!(!db.containers[0].backend);
+        let other = pod(
+            "metadata: {name: load-1, labels: {app.kubernetes.io/name: load}}\nspec: {containers: [{name: load}]}\nstatus: {phase: Running, containerStatuses: [{name: load, image: i, imageID: '', ready: true, restartCount: 0, state: {running: {}}}]}\n",
+        );
+        assert!(!other.containers[0].backend);
+        let labelled = pod(
+            "metadata: {name: b-1, labels: {app.kubernetes.io/name: backstage}}\nspec: {containers: [{name: backstage}, {name: proxy}]}\nstatus: {phase: Running, containerStatuses: [{name: backstage, image: i, imageID: '', ready: true, restartCount: 0, state: {running: {}}}, {name: proxy, image: i, imageID: '', ready: true, restartCount: 0, state: {running: {}}}]}\n",
+        );
+        assert_eq!(
+            labelled
+                .containers
+                .iter()
+                .map(|c| c.backend)
+                .collect::<Vec<_>>(),
+            vec![true, false]
+        );
+        let waiting = pod(
+            "metadata: {name: b-2, labels: {app.kubernetes.io/name: backstage}}\nspec: {containers: [{name: backstage}]}\nstatus: {phase: Running, containerStatuses: [{name: backstage, image: i, imageID: '', ready: false, restartCount: 3, state: {waiting: {reason: CrashLoopBackOff}}}]}\n",
+        );
+        assert!(!waiting.containers[0].current_log_worth_reading(&waiting));
+    }
+
     #[test]
     fn healthy_namespace_has_no_findings() {
         let ok: Pod = serde_norway::from_str("metadata: {name: a}\nspec: {containers: [{name: b}]}\nstatus: {phase: Running, containerStatuses: [{name: b, image: i, imageID: '', ready: true, restartCount: 0, state: {running: {}}}]}\n").unwrap();
@@ -689,7 +849,7 @@ status: {phase: Running, containerStatuses: [
             "ns".into(),
             vec![PodView::from_pod(&ok)],
             vec![],
-            &Diagnoses::new(),
+            &LogDiagnoses::default(),
             now(),
         );
         assert!(report.healthy && report.rolled_out);

@@ -6,6 +6,7 @@ pub mod env;
 pub mod events;
 pub mod health;
 pub mod image;
+pub mod multi;
 pub mod pod;
 pub mod release;
 pub mod text;

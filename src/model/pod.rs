@@ -50,6 +50,11 @@ pub struct ContainerView {
     pub last_exit_code: Option<i32>,
     pub last_finished_at: Option<Timestamp>,
     pub memory_limit: Option<String>,
+    /// When the run going on now started (`state.running.startedAt`).
+    pub started_at: Option<Timestamp>,
+    /// A Backstage backend: its probes ask `/.backstage/health/…`, or, without probes, it is the
+    /// first container of a pod labelled `app.kubernetes.io/name: backstage`; never in a StatefulSet.
+    pub backend: bool,
 }
 
 impl PodView {
@@ -155,23 +160,6 @@ impl PodView {
             .first()
             .and_then(|c| c.image.clone())
             .unwrap_or_default();
-        let containers = spec
-            .containers
-            .iter()
-            .map(|c| {
-                let st = container_statuses.iter().find(|s| s.name == c.name);
-                ContainerView::new(
-                    &c.name,
-                    c.image.as_deref().unwrap_or_default(),
-                    st,
-                    c.resources
-                        .as_ref()
-                        .and_then(|r| r.limits.as_ref())
-                        .and_then(|l| l.get("memory"))
-                        .map(|q| q.0.clone()),
-                )
-            })
-            .collect();
         let owner = pod
             .metadata
             .owner_references
@@ -182,6 +170,44 @@ impl PodView {
                     .or_else(|| refs.first())
             })
             .map(|r| format!("{}/{}", r.kind, r.name));
+        let in_statefulset = owner
+            .as_deref()
+            .is_some_and(|o| o.starts_with("StatefulSet/"));
+        let labelled_backstage = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("app.kubernetes.io/name"))
+            .is_some_and(|n| n == "backstage");
+        let containers = spec
+            .containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let st = container_statuses.iter().find(|s| s.name == c.name);
+                let probes = [&c.readiness_probe, &c.liveness_probe, &c.startup_probe];
+                let probed = probes.iter().any(|p| {
+                    p.as_ref()
+                        .and_then(|p| p.http_get.as_ref())
+                        .and_then(|h| h.path.as_deref())
+                        .is_some_and(|path| path.starts_with("/.backstage/health"))
+                });
+                let unprobed = probes.iter().all(|p| p.is_none());
+                let mut view = ContainerView::new(
+                    &c.name,
+                    c.image.as_deref().unwrap_or_default(),
+                    st,
+                    c.resources
+                        .as_ref()
+                        .and_then(|r| r.limits.as_ref())
+                        .and_then(|l| l.get("memory"))
+                        .map(|q| q.0.clone()),
+                );
+                view.backend =
+                    !in_statefulset && (probed || (labelled_backstage && unprobed && i == 0));
+                view
+            })
+            .collect();
         PodView {
             name: pod.metadata.name.clone().unwrap_or_default(),
             ready: format!("{ready_containers}/{}", spec.containers.len()),
@@ -278,7 +304,19 @@ impl ContainerView {
                 .and_then(|t| t.finished_at.as_ref())
                 .map(|t| t.0),
             memory_limit,
+            started_at: state
+                .running
+                .as_ref()
+                .and_then(|r| r.started_at.as_ref())
+                .map(|t| t.0),
+            backend: false,
         }
+    }
+
+    /// Its current log is worth reading: a backend container of a running pod that is running now.
+    /// Whether it is ready or not, a plugin may have failed to start (the backend keeps running).
+    pub fn current_log_worth_reading(&self, pod: &PodView) -> bool {
+        self.backend && self.state == "running" && !pod.terminating && pod.phase == "Running"
     }
 
     /// The container crashed at least once and its previous log may say why.

@@ -317,6 +317,18 @@ fn folder(flag: &'static str, path: &std::path::Path) -> Result<SourceSpec, Sett
     }
 }
 
+/// `health` over several environments reports once: `--watch` and `--wait` follow one cluster.
+pub fn check_health_in_several_environments(
+    args: &crate::cli::HealthArgs,
+) -> Result<(), SettingsError> {
+    if args.watch || args.wait {
+        return Err(SettingsError::Conflict {
+            message: "--watch and --wait work on one environment at a time; run one per environment (-e NAME)",
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,9 @@
 //! Flags, environment variables and the config file, resolved once into the settings a command runs
 //! with: [`Settings`] (global: output, cluster, environment), [`db::DbSettings`] (how to reach the
 //! databases) and [`commands`] (each command's own flags, checked and typed). Every input is checked
-//! here, before any I/O; a bad one is a [`SettingsError`] (exit 2).
+//! here, before any I/O; a bad one is a [`SettingsError`] (exit 2). Several environments (`-e a,b`,
+//! `--all-envs`) resolve into one [`Settings`] per environment ([`Settings::resolve_each`]), for the
+//! commands that fan out over them.
 
 pub mod commands;
 mod config_file;
@@ -63,6 +65,66 @@ pub enum SettingsError {
     Flag { message: String },
     #[error("{flag} {path}: not a folder (a source is pod, pod:NAME or a folder)")]
     NotAFolder { flag: &'static str, path: PathBuf },
+    /// Several environments asked of a command that works on one.
+    #[error(
+        "{command} works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with {supported}"
+    )]
+    SeveralEnvironments {
+        command: &'static str,
+        supported: &'static str,
+    },
+}
+
+/// Which environments the flags ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvSelection {
+    /// No `-e`: the config file's defaultEnvironment, if any.
+    Default,
+    /// `-e NAME`.
+    One(String),
+    /// `-e A,B…` (in the order given, each once) or `--all-envs` (every environment of the file).
+    Several(Several),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Several {
+    Listed(Vec<String>),
+    All,
+}
+
+impl EnvSelection {
+    /// Reads `-e` and `--all-envs`. A comma makes a list (names trimmed, each kept once, `-e ptl,`
+    /// refused: an empty name); the several-environments output follows from the comma, not from
+    /// how many names are left.
+    pub fn from_args(args: &GlobalArgs) -> Result<EnvSelection, SettingsError> {
+        if args.all_envs {
+            return Ok(EnvSelection::Several(Several::All));
+        }
+        let Some(text) = &args.env else {
+            return Ok(EnvSelection::Default);
+        };
+        if !text.contains(',') {
+            return Ok(EnvSelection::One(text.clone()));
+        }
+        let mut names: Vec<String> = Vec::new();
+        for name in text.split(',').map(str::trim) {
+            if name.is_empty() {
+                return Err(SettingsError::InvalidValue {
+                    what: "-e".into(),
+                    value: text.clone(),
+                    problem: "has an empty environment name (give NAME,NAME…)",
+                });
+            }
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+        Ok(EnvSelection::Several(Several::Listed(names)))
+    }
+
+    pub fn is_several(&self) -> bool {
+        matches!(self, EnvSelection::Several(_))
+    }
 }
 
 /// Where the Kubernetes connection comes from, before the kubeconfig is read.
@@ -102,13 +164,91 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The settings of a command that works on one environment: several are refused.
     pub fn resolve(
         args: &GlobalArgs,
         env: &dyn ProcessEnv,
         stdout_is_terminal: bool,
     ) -> Result<Settings, SettingsError> {
+        let selection = EnvSelection::from_args(args)?;
+        let requested = match &selection {
+            EnvSelection::Default => None,
+            EnvSelection::One(name) => Some(name.as_str()),
+            EnvSelection::Several(_) => {
+                return Err(SettingsError::SeveralEnvironments {
+                    command: "this command",
+                    supported: SEVERAL_ENVIRONMENT_COMMANDS,
+                });
+            }
+        };
         let (config_path, config) = load_config(args.config.as_deref(), env)?;
-        let environment = select_environment(&config, config_path.as_deref(), args.env.as_deref())?;
+        let environment = select_environment(&config, config_path.as_deref(), requested)?;
+        Settings::for_environment(
+            args,
+            env,
+            stdout_is_terminal,
+            config_path,
+            config,
+            environment,
+        )
+    }
+
+    /// One [`Settings`] per environment asked for, in the order asked (`--all-envs`: sorted by
+    /// name); a single one for `-e NAME` or no `-e`. Every environment is checked before any
+    /// is used. `--context` cannot go with several environments: each names its own.
+    pub fn resolve_each(
+        args: &GlobalArgs,
+        env: &dyn ProcessEnv,
+        stdout_is_terminal: bool,
+    ) -> Result<Vec<Settings>, SettingsError> {
+        let several = match EnvSelection::from_args(args)? {
+            EnvSelection::Several(several) => several,
+            _ => return Ok(vec![Settings::resolve(args, env, stdout_is_terminal)?]),
+        };
+        if args.context.is_some() {
+            return Err(SettingsError::Conflict {
+                message: "--context cannot be used with several environments: each environment names its own context (set `context` in the config file)",
+            });
+        }
+        let (config_path, config) = load_config(args.config.as_deref(), env)?;
+        let names: Vec<String> = match several {
+            Several::Listed(names) => names,
+            Several::All if config.environments.is_empty() => {
+                return Err(SettingsError::Missing {
+                    message: "--all-envs: the config file has no environments (see `kubectl backstage env list`)",
+                });
+            }
+            Several::All => config.environments.keys().cloned().collect(),
+        };
+        names
+            .iter()
+            .map(|name| {
+                let environment = select_environment(&config, config_path.as_deref(), Some(name))?;
+                Settings::for_environment(
+                    args,
+                    env,
+                    stdout_is_terminal,
+                    config_path.clone(),
+                    config.clone(),
+                    environment,
+                )
+            })
+            .collect()
+    }
+
+    /// The environment's name, when one was selected.
+    pub fn environment_name(&self) -> Option<&str> {
+        self.environment.as_ref().map(|(name, _)| name.as_str())
+    }
+
+    fn for_environment(
+        args: &GlobalArgs,
+        env: &dyn ProcessEnv,
+        stdout_is_terminal: bool,
+        config_path: Option<PathBuf>,
+        config: ConfigFile,
+        environment: Option<(String, Environment)>,
+    ) -> Result<Settings, SettingsError> {
         let env_block = environment.as_ref().map(|(_, e)| e);
         let kubeconfig = match (&args.kubeconfig, env.var("KUBECONFIG")) {
             (Some(path), _) => KubeconfigSource::Explicit(path.clone()),
@@ -152,6 +292,9 @@ impl Settings {
         })
     }
 }
+
+/// The commands that take several environments, for the error that refuses them elsewhere.
+pub const SEVERAL_ENVIRONMENT_COMMANDS: &str = "health";
 
 fn select_environment(
     config: &ConfigFile,
@@ -303,6 +446,66 @@ environments:
         assert_eq!(
             err.to_string(),
             "unknown environment \"nope\"; configured environments: ptl, ptlsbox (see `kubectl backstage env list`)"
+        );
+    }
+
+    #[test]
+    fn several_environments_resolve_into_one_settings_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, SPEC_EXAMPLE).unwrap();
+        let env = FakeEnv(
+            BTreeMap::from([("KUBECTL_BACKSTAGE_CONFIG", path.display().to_string())]),
+            dir.path().into(),
+        );
+        let names = |args: &[&str]| -> Vec<(String, Option<String>, Option<String>)> {
+            Settings::resolve_each(&global(args), &env, false)
+                .unwrap()
+                .into_iter()
+                .map(|s| {
+                    (
+                        s.environment_name().unwrap().to_string(),
+                        s.cluster.context,
+                        s.cluster.namespace,
+                    )
+                })
+                .collect()
+        };
+        let sbox = (
+            "ptlsbox".to_string(),
+            Some("sbox-aks".to_string()),
+            Some("backstage".to_string()),
+        );
+        let ptl = ("ptl".to_string(), None, Some("backstage-ptl".to_string()));
+        assert_eq!(
+            names(&["-e", "ptl,ptlsbox"]),
+            vec![ptl.clone(), sbox.clone()]
+        );
+        assert_eq!(names(&["-e", "ptl, ptl"]), vec![ptl.clone()]);
+        assert_eq!(names(&["--all-envs"]), vec![ptl.clone(), sbox.clone()]);
+        assert_eq!(names(&[]), vec![sbox.clone()], "no -e: the default only");
+        let with_n = names(&["--all-envs", "-n", "other"]);
+        assert!(
+            with_n
+                .iter()
+                .all(|(_, _, ns)| ns.as_deref() == Some("other"))
+        );
+
+        assert!(EnvSelection::from_args(&global(&["-e", "a,"])).is_err());
+        assert!(
+            EnvSelection::from_args(&global(&["-e", "a,b"]))
+                .unwrap()
+                .is_several()
+        );
+        assert!(
+            !EnvSelection::from_args(&global(&["-e", "a"]))
+                .unwrap()
+                .is_several()
+        );
+        let err = Settings::resolve(&global(&["-e", "ptl,ptlsbox"]), &env, false).unwrap_err();
+        assert!(
+            matches!(err, SettingsError::SeveralEnvironments { .. }),
+            "{err}"
         );
     }
 

@@ -170,3 +170,32 @@ pub fn without_relative_ages(value: serde_json::Value) -> serde_json::Value {
         other => other,
     }
 }
+
+/// A log captured from a real Backstage 1.55.0 backend (testkit/fixtures/backend-logs/README.md).
+pub fn captured_log(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testkit/fixtures/backend-logs")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A Backstage backend pod in namespace `ns` that runs (no restarts) with readiness `ready`, as a
+/// Deployment's pod with the backend's probes.
+pub fn backend_pod(ns: &str, name: &str, ready: bool) -> Value {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "uid": format!("uid-{name}"),
+                     "creationTimestamp": "2026-11-22T11:50:00Z",
+                     "labels": {"app.kubernetes.io/name": "backstage"},
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "backstage-55d8c9f7b6",
+                                          "uid": "rs-uid", "controller": true, "blockOwnerDeletion": true}]},
+        "spec": {"containers": [{"name": "backstage", "image": "hmctspublic.azurecr.io/backstage/backstage:prod-9a8b7c6-20261202100000",
+                                 "readinessProbe": {"httpGet": {"path": "/.backstage/health/v1/readiness", "port": 7007}},
+                                 "livenessProbe": {"httpGet": {"path": "/.backstage/health/v1/liveness", "port": 7007}}}]},
+        "status": {"phase": "Running", "startTime": "2026-11-22T11:50:00Z",
+                   "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+                   "containerStatuses": [{"name": "backstage", "image": "hmctspublic.azurecr.io/backstage/backstage:prod-9a8b7c6-20261202100000",
+                                          "imageID": "", "ready": ready, "started": true, "restartCount": 0,
+                                          "state": {"running": {"startedAt": "2026-11-22T11:50:01Z"}}}]}
+    })
+}
