@@ -154,6 +154,14 @@ fn run_several(cli: &Cli, stdout_terminal: bool) -> Result<Outcome, Error> {
                 render::Style::for_stdout(cli.global.output, each[0].color, stdout_terminal);
             Ok(runtime()?.block_on(commands::health::run_several(args, &each, &style)))
         }
+        Command::Version(args) => {
+            settings::commands::check_version_in_several_environments(args)?;
+            let each = Settings::resolve_each(&cli.global, &RealEnv, stdout_terminal)?;
+            let version = VersionSettings::resolve(args, &each[0])?;
+            let style =
+                render::Style::for_stdout(cli.global.output, each[0].color, stdout_terminal);
+            Ok(runtime()?.block_on(commands::version::run_several(&version, &each, &style)))
+        }
         other => Err(SettingsError::SeveralEnvironments {
             command: command_name(other),
             supported: settings::SEVERAL_ENVIRONMENT_COMMANDS,

@@ -405,9 +405,9 @@ fn rows(ctx: &Ctx) -> Vec<Row> {
         row("several environments with an empty name").args(&["--config", "{dir}/c.yaml", "-e", "sbox,", "health"]).file("c.yaml", "environments:\n  sbox: {}\n")
             .first("error: -e \"sbox,\" has an empty environment name (give NAME,NAME…)"),
         row("several environments for events").args(&["--config", "{dir}/c.yaml", "-e", "sbox,staging", "events"]).file("c.yaml", "environments:\n  sbox: {}\n  staging: {}\n")
-            .first("error: events works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health"),
+            .first("error: events works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health and version"),
         row("all environments for db").db(ctx, &["--config", "{dir}/c.yaml", "--all-envs", "list"]).file("c.yaml", "environments:\n  sbox: {}\n")
-            .first("error: db works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health"),
+            .first("error: db works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health and version"),
         row("several environments with --watch").args(&["--config", "{dir}/c.yaml", "--all-envs", "health", "--watch"]).file("c.yaml", "environments:\n  sbox: {}\n")
             .first("error: --watch and --wait work on one environment at a time; run one per environment (-e NAME)"),
         row("several environments with --context").args(&["--config", "{dir}/c.yaml", "-e", "sbox,staging", "--context", "fake", "health"]).file("c.yaml", "environments:\n  sbox: {}\n  staging: {}\n")

@@ -599,3 +599,163 @@ fn diff_with_another_environments_running_pod() {
         "error: unknown environment \"nope\"; configured environments: ptl, staging (see `kubectl backstage env list`)\n"
     );
 }
+
+#[test]
+fn several_environments_side_by_side_and_an_unreachable_one_as_a_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let rig = cluster_with_trees(dir.path());
+    // A context whose API server refuses connections: bind a port, then let it go.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dr_config = dir.path().join("dr.kubeconfig");
+    write(
+        &dr_config,
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: dr, cluster: {{server: 'https://127.0.0.1:{closed}'}}}}]\ncontexts: [{{name: dr-aks, context: {{cluster: dr, user: dr}}}}]\nusers: [{{name: dr, user: {{token: dr-token}}}}]\n"
+        ),
+    );
+    let config = dir.path().join("config.yaml");
+    write(
+        &config,
+        "environments:\n  ptl:\n    context: fake\n    namespace: backstage\n  staging:\n    context: fake\n    namespace: backstage-staging\n  dr:\n    context: dr-aks\n    namespace: backstage\n",
+    );
+    let plugin = || {
+        let mut cmd = rig.plugin();
+        cmd.env("KUBECTL_BACKSTAGE_CONFIG", &config).env(
+            "KUBECONFIG",
+            format!("{}:{}", rig.kubeconfig.display(), dr_config.display()),
+        );
+        cmd
+    };
+
+    // JSON: one document per environment, in the order asked, each the single-environment document.
+    let (code, out, err) = run(plugin().args(["version", "-e", "staging,ptl", "-o", "json"]));
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+    let docs = json(&out);
+    let docs = docs.as_array().unwrap();
+    for (doc, name) in docs.iter().zip(["staging", "ptl"]) {
+        let (single_code, single, _) = run(plugin().args(["-e", name, "version", "-o", "json"]));
+        assert_eq!(single_code, 0);
+        let mut single = json(&single);
+        single["environment"] = json!(name);
+        assert_eq!(doc, &single, "{name}");
+    }
+    assert_eq!(docs.len(), 2);
+    assert_eq!(
+        (
+            &docs[0]["backstage"]["release"],
+            &docs[1]["backstage"]["release"]
+        ),
+        (&json!("1.52.1"), &json!("1.55.0"))
+    );
+
+    // --all-envs with one unreachable: its document says why, the others are complete, exit 2.
+    let (code, out, err) = run(plugin().args(["version", "--all-envs", "-o", "json"]));
+    assert_eq!(code, 2, "{out}\n{err}");
+    let docs = json(&out);
+    let names: Vec<&str> = docs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["environment"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["dr", "ptl", "staging"]);
+    let dr = docs[0]["error"].as_str().unwrap();
+    assert!(
+        dr.starts_with("cannot reach the API server https://127.0.0.1:")
+            && dr.contains("(context \"dr-aks\")"),
+        "{dr}"
+    );
+    assert_eq!(err, format!("error: environment dr: {dr}\n"));
+
+    // The table: workloads with an ENVIRONMENT column, one release row per environment (the
+    // unreachable one says why), and the packages side by side.
+    let (code, out, _) = run(plugin().args(["version", "--all-envs"]));
+    assert_eq!(code, 2);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "ENVIRONMENT",
+            "WORKLOAD",
+            "CONTAINER",
+            "TAG",
+            "KIND",
+            "RUNNING"
+        ],
+        "{out}"
+    );
+    let release_rows: Vec<Vec<&str>> = lines
+        .iter()
+        .skip_while(|l| {
+            l.split_whitespace().take(2).collect::<Vec<_>>() != ["ENVIRONMENT", "BACKSTAGE"]
+        })
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().take(2).collect())
+        .collect();
+    assert_eq!(
+        release_rows,
+        [
+            vec!["dr", "-"],
+            vec!["ptl", "1.55.0"],
+            vec!["staging", "1.52.1"]
+        ],
+        "{out}"
+    );
+    assert!(
+        out.contains("could not check this environment: cannot reach the API server"),
+        "{out}"
+    );
+    let header = lines
+        .iter()
+        .find(|l| l.starts_with("PACKAGE"))
+        .expect("packages table");
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["PACKAGE", "PLUGIN", "ptl", "staging", "SAME"]
+    );
+    let catalog: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with("@backstage/plugin-catalog-backend "))
+        .expect("catalog row")
+        .split_whitespace()
+        .collect();
+    let older_catalog = RELEASE_1_52_1
+        .iter()
+        .find(|p| p.name == "@backstage/plugin-catalog-backend")
+        .unwrap()
+        .version;
+    assert_eq!(
+        catalog,
+        [
+            "@backstage/plugin-catalog-backend",
+            "catalog",
+            "4.0.0",
+            older_catalog,
+            "no"
+        ]
+    );
+    let demo: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with("@acme/plugin-demo-backend "))
+        .expect("demo row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        demo,
+        ["@acme/plugin-demo-backend", "demo", "1.0.0", "-", "no"]
+    );
+
+    // What does not apply to several environments is refused before anything runs.
+    let (code, out, err) =
+        run(plugin().args(["version", "--all-envs", "--diff", "pod", "env:ptl"]));
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert_eq!(
+        err,
+        "error: --diff and --source work in one environment at a time; to compare two environments use --diff env:A env:B\n"
+    );
+}

@@ -6,7 +6,7 @@
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 
-use super::Outcome;
+use super::{Outcome, multi};
 use crate::kube::{Cluster, KubeError};
 use crate::migrations::inventory::{self, Inventory};
 use crate::migrations::source::SourceError;
@@ -17,6 +17,7 @@ use crate::model::version::{
 };
 use crate::options::SourceSpec;
 use crate::render::{self, Style};
+use crate::settings::Settings;
 use crate::settings::commands::{VersionSettings, VersionSource};
 
 /// Why `version` could not do its job (exit 2).
@@ -167,4 +168,31 @@ pub async fn run(
     }
     render::emit(&render::render(&report, style));
     Ok(Outcome::Ok)
+}
+
+/// `version` in several environments at once: every environment's workloads and running backend,
+/// gathered concurrently; one that cannot be reached is a row that says why.
+pub async fn run_several(
+    settings: &VersionSettings,
+    environments: &[Settings],
+    style: &Style,
+) -> Outcome {
+    let selector = settings.selector.as_deref();
+    let runs = multi::each_environment(environments, |_, cluster| async move {
+        gather(Ok(&cluster), selector, None).await
+    })
+    .await;
+    let (reports, outcome) = multi::collect(runs, |_: &VersionReport| Outcome::Ok);
+    for (environment, report) in reports.done() {
+        if let Some(cause) = &report.backstage_error {
+            render::note(&format!(
+                "environment {environment}: not showing the Backstage release and packages: {cause}"
+            ));
+        }
+    }
+    render::emit(&render::render(&reports, style));
+    for (environment, error) in reports.failed() {
+        render::error(&format!("environment {environment}: {error}"));
+    }
+    outcome
 }

@@ -2,6 +2,7 @@
 //! (package changes, migration changes, and what a downgrade must roll back first).
 
 use super::{Color, Column, Report, Style, cell, table_text};
+use crate::model::multi::{EnvironmentResult, PerEnvironment};
 use crate::model::version::{
     BackstageVersion, DiffSide, EACH_PLUGIN, RunningImage, VersionDiff, VersionReport,
 };
@@ -42,8 +43,133 @@ fn running_text(running: &[RunningImage], wide: bool) -> String {
         .join("; ")
 }
 
+/// The workloads of one report (environment `None`) or of several, each row with its environment.
+fn workloads_table(parts: &[(Option<&str>, &VersionReport)], style: &Style) -> comfy_table::Table {
+    let several = parts.iter().any(|(e, _)| e.is_some());
+    let mut columns = vec![
+        Column::whole("WORKLOAD"),
+        Column::whole("CONTAINER"),
+        Column::whole("TAG"),
+        Column::whole("KIND"),
+        Column::wrap("RUNNING"),
+    ];
+    if style.wide() {
+        columns.insert(2, Column::wrap("IMAGE"));
+    }
+    if several {
+        columns.insert(0, Column::whole("ENVIRONMENT"));
+    }
+    let mut table = style.table_with(&columns);
+    for (environment, report) in parts {
+        for w in &report.workloads {
+            let tag = match (&w.reference.tag, &w.reference.digest) {
+                (Some(tag), _) => tag.clone(),
+                (None, Some(digest)) => short_digest(digest).to_string(),
+                (None, None) => "(none: latest)".into(),
+            };
+            let mut row = vec![
+                cell(&w.workload),
+                cell(&w.container),
+                cell(&tag),
+                cell(&w.tag_kind.label()),
+                cell(&running_text(&w.running, style.wide())),
+            ];
+            if style.wide() {
+                row.insert(2, cell(&w.image));
+            }
+            if several {
+                row.insert(0, cell(environment.unwrap_or_default()));
+            }
+            table.add_row(row);
+        }
+    }
+    table
+}
+
+/// Several environments: the workloads with an ENVIRONMENT column, each environment's release (or
+/// why it could not be read), and the packages side by side, one version column per environment.
+impl Report for PerEnvironment<VersionReport> {
+    fn text(&self, style: &Style) -> String {
+        let parts: Vec<(Option<&str>, &VersionReport)> =
+            self.done().map(|(e, r)| (Some(e), r)).collect();
+        let mut out = String::new();
+        if parts.iter().any(|(_, r)| !r.workloads.is_empty()) {
+            out.push_str(&table_text(&workloads_table(&parts, style)));
+            out.push('\n');
+        }
+        let mut releases = style.table_with(&[
+            Column::whole("ENVIRONMENT"),
+            Column::whole("BACKSTAGE"),
+            Column::wrap("FROM"),
+        ]);
+        for r in &self.0 {
+            let environment = r.environment();
+            let (release, from) = match r {
+                EnvironmentResult::Failed { error, .. } => (
+                    "-".to_string(),
+                    format!("could not check this environment: {error}"),
+                ),
+                EnvironmentResult::Done { report, .. } => {
+                    match (&report.backstage, &report.backstage_error) {
+                        (Some(b), _) => (
+                            b.release.clone().unwrap_or_else(|| "unknown".into()),
+                            format!("{} in {}", release_how(b), b.source),
+                        ),
+                        (None, Some(e)) => ("-".to_string(), format!("packages not read: {e}")),
+                        (None, None) => ("-".to_string(), "-".to_string()),
+                    }
+                }
+            };
+            releases.add_row(vec![cell(environment), cell(&release), cell(&from)]);
+        }
+        out.push_str(&table_text(&releases));
+        let trees: Vec<(&str, &BackstageVersion)> = parts
+            .iter()
+            .filter_map(|(e, r)| Some(((*e).unwrap_or_default(), r.backstage.as_ref()?)))
+            .collect();
+        if trees.is_empty() {
+            return out;
+        }
+        // Every package any environment has, in name order, with its version in each.
+        let mut packages: std::collections::BTreeMap<&str, (Option<&str>, Vec<Option<&str>>)> =
+            std::collections::BTreeMap::new();
+        for (i, (_, tree)) in trees.iter().enumerate() {
+            for p in &tree.packages {
+                let entry = packages
+                    .entry(p.package.as_str())
+                    .or_insert_with(|| (p.plugin_id.as_deref(), vec![None; trees.len()]));
+                entry.1[i] = Some(p.version.as_str());
+            }
+        }
+        let mut columns = vec![Column::whole("PACKAGE"), Column::whole("PLUGIN")];
+        columns.extend(trees.iter().map(|(e, _)| Column::whole(e)));
+        columns.push(Column::whole("SAME"));
+        let mut table = style.table_with(&columns);
+        for (package, (plugin, versions)) in &packages {
+            let same = versions.iter().all(|v| v.is_some() && *v == versions[0]);
+            let mut row = vec![cell(package), cell(plugin.unwrap_or("-"))];
+            row.extend(versions.iter().map(|v| cell(v.unwrap_or("-"))));
+            row.push(if same { "yes".into() } else { "no".into() });
+            table.add_row(row);
+        }
+        out.push('\n');
+        out.push_str(&table_text(&table));
+        out
+    }
+}
+
 fn release_line(b: &BackstageVersion) -> String {
-    let how = match (b.release_from, &b.inference, &b.backstage_json) {
+    format!(
+        "Backstage {} ({}) in {}",
+        b.release.as_deref().unwrap_or("unknown"),
+        release_how(b),
+        b.source
+    )
+}
+
+/// How the release was found: `from /app/backstage.json`, `inferred: …`.
+fn release_how(b: &BackstageVersion) -> String {
+    match (b.release_from, &b.inference, &b.backstage_json) {
         (Some("backstage.json"), _, Some(path)) => format!("from {path}"),
         (Some("inferred"), Some(i), _) => {
             let mut text = format!(
@@ -59,13 +185,7 @@ fn release_line(b: &BackstageVersion) -> String {
             text
         }
         _ => "no backstage.json, and no package version matches a known release".into(),
-    };
-    format!(
-        "Backstage {} ({}) in {}",
-        b.release.as_deref().unwrap_or("unknown"),
-        how,
-        b.source
-    )
+    }
 }
 
 impl Report for VersionReport {
@@ -78,35 +198,7 @@ impl Report for VersionReport {
                     cell(self.namespace.as_deref().unwrap_or_default())
                 ));
             } else {
-                let mut columns = vec![
-                    Column::whole("WORKLOAD"),
-                    Column::whole("CONTAINER"),
-                    Column::whole("TAG"),
-                    Column::whole("KIND"),
-                    Column::wrap("RUNNING"),
-                ];
-                if style.wide() {
-                    columns.insert(2, Column::wrap("IMAGE"));
-                }
-                let mut table = style.table_with(&columns);
-                for w in &self.workloads {
-                    let tag = match (&w.reference.tag, &w.reference.digest) {
-                        (Some(tag), _) => tag.clone(),
-                        (None, Some(digest)) => short_digest(digest).to_string(),
-                        (None, None) => "(none: latest)".into(),
-                    };
-                    let mut row = vec![
-                        cell(&w.workload),
-                        cell(&w.container),
-                        cell(&tag),
-                        cell(&w.tag_kind.label()),
-                        cell(&running_text(&w.running, style.wide())),
-                    ];
-                    if style.wide() {
-                        row.insert(2, cell(&w.image));
-                    }
-                    table.add_row(row);
-                }
+                let table = workloads_table(&[(None, self)], style);
                 out.push_str(&table_text(&table));
             }
             out.push('\n');

@@ -318,6 +318,18 @@ fn folder(flag: &'static str, path: &std::path::Path) -> Result<SourceSpec, Sett
 }
 
 /// `health` over several environments reports once: `--watch` and `--wait` follow one cluster.
+/// `version` over several environments shows what runs in each; comparing two is `--diff`.
+pub fn check_version_in_several_environments(
+    args: &crate::cli::VersionArgs,
+) -> Result<(), SettingsError> {
+    if args.diff.is_some() || args.source.is_some() {
+        return Err(SettingsError::Conflict {
+            message: "--diff and --source work in one environment at a time; to compare two environments use --diff env:A env:B",
+        });
+    }
+    Ok(())
+}
+
 pub fn check_health_in_several_environments(
     args: &crate::cli::HealthArgs,
 ) -> Result<(), SettingsError> {

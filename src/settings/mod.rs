@@ -294,7 +294,7 @@ impl Settings {
 }
 
 /// The commands that take several environments, for the error that refuses them elsewhere.
-pub const SEVERAL_ENVIRONMENT_COMMANDS: &str = "health";
+pub const SEVERAL_ENVIRONMENT_COMMANDS: &str = "health and version";
 
 fn select_environment(
     config: &ConfigFile,
