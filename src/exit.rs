@@ -40,7 +40,11 @@ pub fn of_outcome(outcome: Outcome) -> u8 {
 /// The exit code of a command that could not run.
 pub fn of_error(error: &Error) -> u8 {
     match error {
-        Error::Settings(_) | Error::Kube(_) | Error::Db(_) | Error::Runtime(_) => COULD_NOT_RUN,
+        Error::Settings(_)
+        | Error::Kube(_)
+        | Error::Db(_)
+        | Error::Verify(_)
+        | Error::Runtime(_) => COULD_NOT_RUN,
     }
 }
 

@@ -7,5 +7,6 @@ pub mod db;
 pub mod env;
 pub mod events;
 pub mod health;
+pub mod verify;
 
 pub use crate::exit::Outcome;

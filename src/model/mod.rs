@@ -8,3 +8,4 @@ pub mod health;
 pub mod pod;
 pub mod text;
 pub mod time;
+pub mod verify;

@@ -7,6 +7,7 @@ mod events;
 mod health;
 mod json;
 mod messages;
+mod verify;
 
 use std::io::Write;
 
