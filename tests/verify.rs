@@ -8,12 +8,15 @@
 
 #[path = "support/backstage.rs"]
 mod backstage;
+#[path = "support/keyvault.rs"]
+mod keyvault;
 #[path = "support/postgres.rs"]
 mod postgres;
 
 use std::path::Path;
 
 use backstage::{Backend, BackendOptions, TOKEN};
+use keyvault::FakeKeyVault;
 use kubectl_backstage::model::diagnosis::{StartupFailure, diagnose};
 use serde_json::{Value, json};
 
@@ -171,6 +174,44 @@ fn a_healthy_backend_passes_every_check() {
     assert!(
         checks(&document).iter().all(|c| c["status"] == "pass"),
         "{stdout}"
+    );
+
+    // The token from Key Vault (the fake, reached as https://portalvault.vault.azure.net/ through
+    // its proxy, with the fake `az` login), as the environment's verify.token says.
+    let vault = FakeKeyVault::start("portalvault");
+    vault.add_secret("backstage-token", TOKEN);
+    vault.forbid("locked-token");
+    let vault_config = |secret: &str| {
+        let path = home.path().join(format!("{secret}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "environments:\n  sbox:\n    url: {url}\n    verify:\n      auth: {{provider: github}}\n      token:\n        keyVault: {{vault: portalvault, secret: {secret}}}\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let base_path = std::env::var("PATH").unwrap_or_default();
+    let (code, stdout, stderr) = run(plugin(home.path())
+        .envs(vault.env(&base_path))
+        .arg("--config")
+        .arg(vault_config("backstage-token"))
+        .args(["-e", "sbox"]));
+    assert_eq!((code, stderr.as_str()), (0, ""), "{stdout}");
+    assert_eq!(rows(&stdout), ALL_PASS, "{stdout}");
+    let (code, stdout, stderr) = run(plugin(home.path())
+        .envs(vault.env(&base_path))
+        .arg("--config")
+        .arg(vault_config("locked-token"))
+        .args(["-e", "sbox"]));
+    assert_eq!(
+        (code, stdout.as_str(), stderr.as_str()),
+        (
+            2,
+            "",
+            "error: cannot read the API token: Key Vault https://portalvault.vault.azure.net/ refused access to secret \"locked-token\" (403): give the signed-in identity `get` permission on secrets\n"
+        )
     );
 
     // No token at all: what needs one is skipped; anonymous access is still checked. Exit 0.

@@ -27,10 +27,10 @@ pub enum VerifyError {
         "no URL to verify: use --url, or url in the environment (reaching the portal through the API server is not available yet)"
     )]
     NoUrl,
-    #[error("{what} {name}: the environment variable is not set")]
-    TokenVariableMissing { what: &'static str, name: String },
-    #[error("{what} {name}: the environment variable is empty")]
-    TokenVariableEmpty { what: &'static str, name: String },
+    #[error("{origin}: the environment variable is not set (or empty)")]
+    TokenVariableMissing { origin: String },
+    #[error("{origin}: the environment variable holds only spaces")]
+    TokenVariableEmpty { origin: String },
     #[error("cannot read the API token: {0}")]
     KeyVault(#[from] SecretError),
     #[error(transparent)]
@@ -87,14 +87,12 @@ pub async fn read_token(
 ) -> Result<Option<Password>, VerifyError> {
     match token {
         TokenSettings::None => Ok(None),
-        TokenSettings::Variable { name, what } => match env.var(name) {
+        TokenSettings::Variable { name, origin } => match env.var(name) {
             None => Err(VerifyError::TokenVariableMissing {
-                what,
-                name: name.clone(),
+                origin: origin.clone(),
             }),
             Some(value) if value.trim().is_empty() => Err(VerifyError::TokenVariableEmpty {
-                what,
-                name: name.clone(),
+                origin: origin.clone(),
             }),
             Some(value) => {
                 tracing::info!(variable = %name, "API token from an environment variable");

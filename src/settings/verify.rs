@@ -45,10 +45,11 @@ pub struct SignInSettings {
 pub enum TokenSettings {
     /// No token: the checks that need one are skipped.
     None,
-    /// An environment variable; `what` names where its name came from (for errors).
+    /// An environment variable; `origin` says where its name came from, for errors
+    /// (`--token-env NAME`, `verify.token.env NAME`, `$BACKSTAGE_TOKEN`).
     Variable {
         name: String,
-        what: &'static str,
+        origin: String,
     },
     KeyVault(KeyVaultSecret),
 }
@@ -106,18 +107,18 @@ impl VerifySettings {
             check_variable(name, "--token-env")?;
             TokenSettings::Variable {
                 name: name.clone(),
-                what: "--token-env",
+                origin: format!("--token-env {name}"),
             }
         } else if let Some(name) = &file_token.env {
             check_variable(name, "verify.token.env")?;
             TokenSettings::Variable {
                 name: name.clone(),
-                what: "verify.token.env",
+                origin: format!("verify.token.env {name}"),
             }
         } else if env.var(TOKEN_VARIABLE).is_some() {
             TokenSettings::Variable {
                 name: TOKEN_VARIABLE.to_string(),
-                what: "$BACKSTAGE_TOKEN",
+                origin: format!("${TOKEN_VARIABLE}"),
             }
         } else if let Some(vault) = &file_token.key_vault {
             let vault_url = match &args.vault_url {
