@@ -403,6 +403,63 @@ fn record_fixture(name: &str, log: &str) {
     std::fs::write(path, lines).unwrap();
 }
 
+/// Readiness 503 while the backend is really starting: another session holds the catalog's Knex lock
+/// row (`FOR UPDATE`, as a migrating pod's transaction does), so the catalog's migrations wait in
+/// start-up. When that session ends, the same backend becomes ready and every check passes.
+#[test]
+fn readiness_is_503_while_the_catalog_waits_for_its_migration_lock() {
+    let mut backend = Backend::prepare(BackendOptions::default());
+    backend.seed(
+        "catalog",
+        "CREATE TABLE knex_migrations (id serial PRIMARY KEY, name varchar(255), batch integer, migration_time timestamptz);
+         CREATE TABLE knex_migrations_lock (index serial PRIMARY KEY, is_locked integer);
+         INSERT INTO knex_migrations_lock (is_locked) VALUES (0);",
+    );
+    let mut session = backend.session("catalog");
+    let mut migrating = session.transaction().unwrap();
+    migrating
+        .batch_execute("SELECT * FROM knex_migrations_lock FOR UPDATE")
+        .unwrap();
+    backend.start();
+    backend.wait_until_not_ready();
+    // The catalog's lock query is queued behind the held row lock: start-up is waiting, not failed.
+    let waiting = format!(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted AND a.datname = '{}'",
+        backend.database("catalog")
+    );
+    let mut observer = backstage::pg().client("postgres");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while observer.query_one(&waiting, &[]).unwrap().get::<_, i64>(0) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the catalog never queued for the lock:\n{}",
+            backend.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_catalog_never_started(&backend);
+    assert!(
+        !backend.log().contains("BackendStartupError"),
+        "{}",
+        backend.log()
+    );
+
+    migrating.rollback().unwrap();
+    backend.wait_until_ready();
+    backend.wait_until_catalog_has(3);
+    let home = tempfile::tempdir().unwrap();
+    let (code, stdout, _) = run(plugin(home.path()).args([
+        "--url",
+        &backend.url(),
+        "--token-env",
+        TOKEN_VAR,
+        "--auth-provider",
+        "github",
+    ]));
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(rows(&stdout), ALL_PASS, "{stdout}");
+}
+
 #[test]
 fn a_corrupt_migration_directory_keeps_the_backend_unready() {
     let mut backend = Backend::prepare(BackendOptions::default());

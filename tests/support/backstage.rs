@@ -406,17 +406,23 @@ techdocs:
             &format!("CREATE DATABASE {} OWNER {}", ident(&name), ident(DB_USER)),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let mut client = postgres::Config::new()
+        self.session(plugin)
+            .batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// A session as the backend's role in `plugin`'s database (for holding row locks).
+    pub fn session(&self, plugin: &str) -> postgres::Client {
+        let pg = pg();
+        let name = self.database(plugin);
+        postgres::Config::new()
             .host(pg.host())
             .port(pg.port())
             .user(DB_USER)
             .password(DB_PASSWORD)
             .dbname(&name)
             .connect(postgres::NoTls)
-            .unwrap_or_else(|e| panic!("connect to {name}: {e}"));
-        client
-            .batch_execute(sql)
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            .unwrap_or_else(|e| panic!("connect to {name}: {e}"))
     }
 
     /// Starts node; returns at once (see [`Backend::wait_until_ready`]).
