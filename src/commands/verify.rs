@@ -313,24 +313,27 @@ impl Checks<'_> {
                 }
             }
         };
-        let path = format!("api/techdocs/metadata/entity/{}", entity.path());
-        let described = self
-            .get(&path, Credentials::Token(token))
-            .await
+        // The entity's metadata (the route exists and knows the entity) and the site's (the docs
+        // are published), asked for at once.
+        let entity_path = format!("api/techdocs/metadata/entity/{}", entity.path());
+        let site_path = format!("api/techdocs/metadata/techdocs/{}", entity.path());
+        let (described, site) = futures::join!(
+            self.get(&entity_path, Credentials::Token(token)),
+            self.get(&site_path, Credentials::Token(token)),
+        );
+        let described = described
             .map_err(|e| format!("{entity}: {e}"))
             .and_then(|a| verify::judge_docs_entity(&a, &entity));
         if let Err(e) = described {
             return Ran {
                 verdict: Err(e),
-                path,
+                path: entity_path,
             };
         }
-        let path = format!("api/techdocs/metadata/techdocs/{}", entity.path());
-        let verdict = self
-            .get(&path, Credentials::Token(token))
-            .await
+        let verdict = site
             .map_err(|e| format!("{entity}: {e}"))
             .and_then(|a| verify::judge_docs_site(&a, &entity));
+        let path = site_path;
         Ran { verdict, path }
     }
 }
