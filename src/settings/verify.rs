@@ -253,6 +253,94 @@ fn entity(text: &str, what: &str) -> Result<EntityRef, SettingsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    struct FakeEnv(BTreeMap<&'static str, &'static str>);
+    impl ProcessEnv for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|v| v.to_string())
+        }
+        fn home(&self) -> Option<PathBuf> {
+            None
+        }
+    }
+
+    fn resolve(
+        flags: &[&str],
+        config: &str,
+        env: &[(&'static str, &'static str)],
+    ) -> VerifySettings {
+        let mut argv = vec!["kubectl-backstage", "verify"];
+        argv.extend_from_slice(flags);
+        let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+        let crate::cli::Command::Verify(args) = cli.command else {
+            unreachable!()
+        };
+        let file = crate::settings::parse_config(config).unwrap();
+        let environment = file.environments.get("x").cloned();
+        VerifySettings::resolve(
+            &args,
+            environment.as_ref().map(|e| ("x", e)),
+            None,
+            &FakeEnv(env.iter().copied().collect()),
+        )
+        .unwrap()
+    }
+
+    const FULL: &str = "environments:\n  x:\n    url: https://b.example.net\n    verify:\n      auth: {provider: microsoft}\n      token:\n        env: FILE_TOKEN\n        keyVault: {vault: sbox-intsvc, secret: api-token}\n";
+    const VAULT_ONLY: &str = "environments:\n  x:\n    url: https://b.example.net\n    verify:\n      token:\n        keyVault: {vault: sbox-intsvc, secret: api-token}\n";
+
+    fn variable(settings: &VerifySettings) -> Option<&str> {
+        match &settings.token {
+            TokenSettings::Variable { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_token_comes_from_the_flag_then_the_file_then_backstage_token_then_key_vault() {
+        let both = [("BACKSTAGE_TOKEN", "t")];
+        assert_eq!(
+            variable(&resolve(&["--token-env", "MINE"], FULL, &both)),
+            Some("MINE")
+        );
+        assert_eq!(variable(&resolve(&[], FULL, &both)), Some("FILE_TOKEN"));
+        assert_eq!(
+            variable(&resolve(&[], VAULT_ONLY, &both)),
+            Some("BACKSTAGE_TOKEN")
+        );
+        assert_eq!(
+            resolve(&[], VAULT_ONLY, &[]).token,
+            TokenSettings::KeyVault(KeyVaultSecret {
+                vault_url: "https://sbox-intsvc.vault.azure.net/".into(),
+                secret: "api-token".into(),
+                auth: None,
+            })
+        );
+        assert_eq!(
+            resolve(&["--url", "http://h"], "", &[]).token,
+            TokenSettings::None
+        );
+    }
+
+    #[test]
+    fn sign_in_defaults_to_development_and_the_providers_host() {
+        let s = resolve(&[], FULL, &[]);
+        assert_eq!(s.url.as_deref(), Some("https://b.example.net/"));
+        assert_eq!(
+            s.sign_in,
+            Some(SignInSettings {
+                provider: "microsoft".into(),
+                env: "development".into(),
+                host: Some("login.microsoftonline.com".into()),
+            })
+        );
+        let s = resolve(&["--auth-provider", "oidc", "--url", "http://h"], "", &[]);
+        assert_eq!(s.sign_in.unwrap().host, None);
+        assert_eq!(resolve(&["--url", "http://h"], "", &[]).sign_in, None);
+    }
 
     #[test]
     fn base_urls_end_in_a_slash_and_carry_no_secrets() {
