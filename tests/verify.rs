@@ -386,8 +386,8 @@ fn fixture_path(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-/// With `KBS_RECORD_FIXTURES=1`, writes the log's error lines (without the per-request 503s) as a
-/// fixture, with the install folder shown as `/app`, where a Backstage image keeps it.
+/// With `KBS_RECORD_FIXTURES=1`, writes the log's error lines (without the per-request 503s) and
+/// the lines libraries printed outside the JSON logger as a fixture, with the install folder shown as `/app`, where a Backstage image keeps it.
 fn record_fixture(name: &str, log: &str) {
     if std::env::var_os("KBS_RECORD_FIXTURES").is_none() {
         return;
@@ -395,7 +395,13 @@ fn record_fixture(name: &str, log: &str) {
     let root = backstage::install().display().to_string();
     let lines: String = log
         .lines()
-        .filter(|l| l.contains("\"level\":\"error\"") && !l.contains("\"type\":\"errorHandler\""))
+        .filter(|l| {
+            let json_error =
+                l.contains("\"level\":\"error\"") && !l.contains("\"type\":\"errorHandler\"");
+            // Lines a library printed itself (Knex's lock message), not the config loader's.
+            let raw = !l.starts_with('{') && !l.starts_with("Loading config from");
+            json_error || raw
+        })
         .map(|l| format!("{}\n", l.replace(&root, "/app")))
         .collect();
     let path = fixture_path(name);
@@ -517,6 +523,54 @@ fn a_held_catalog_lock_keeps_the_backend_unready() {
     record_fixture("catalog-migration-locked.log", &log);
 }
 
+/// A held lock on the catalog's **scheduler** table does not hold start-up: readiness is 200 and
+/// every check passes, while the log says the lock is held — what `health` has to read the log for.
+#[test]
+fn a_held_scheduler_lock_leaves_the_backend_ready() {
+    let mut backend = Backend::prepare(BackendOptions::default());
+    backend.seed(
+        "catalog",
+        "CREATE TABLE backstage_backend_tasks__knex_migrations (id serial PRIMARY KEY, name varchar(255), batch integer, migration_time timestamptz);
+         CREATE TABLE backstage_backend_tasks__knex_migrations_lock (index serial PRIMARY KEY, is_locked integer);
+         INSERT INTO backstage_backend_tasks__knex_migrations_lock (is_locked) VALUES (1);",
+    );
+    backend.start();
+    backend.wait_until_ready();
+    backend.wait_until_catalog_has(3);
+    backend.wait_for_log("Migration table is already locked");
+    let home = tempfile::tempdir().unwrap();
+    let (code, stdout, _) = run(plugin(home.path()).args([
+        "--url",
+        &backend.url(),
+        "--token-env",
+        TOKEN_VAR,
+        "--auth-provider",
+        "github",
+    ]));
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(rows(&stdout), ALL_PASS, "{stdout}");
+    let log = backend.log();
+    assert!(!log.contains("BackendStartupError"), "{log}");
+    // Knex prints these two lines itself (not JSON), then the backend logs an unhandled rejection that
+    // names no plugin: which plugin's scheduler is locked is not in the log.
+    assert!(
+        log.contains("Can't take lock to run migrations: Migration table is already locked\nIf you are sure migrations are not running you can release the lock manually by running 'knex migrate:unlock'\n"),
+        "{log}"
+    );
+    let rejection = log
+        .lines()
+        .find(|l| l.contains("Unhandled rejection Migration table is already locked"))
+        .expect("the rejection is logged");
+    assert!(!rejection.contains("\"plugin\""), "{rejection}");
+    // The diagnosis recognises the lock; the plugin it names is a guess from nearby lines.
+    assert!(
+        matches!(diagnose(&log), Some(StartupFailure::MigrationLocked { .. })),
+        "{:?}",
+        diagnose(&log)
+    );
+    record_fixture("scheduler-migration-locked.log", &log);
+}
+
 #[test]
 fn a_backend_without_techdocs_fails_the_docs_check() {
     let mut backend = Backend::prepare(BackendOptions::without_techdocs());
@@ -558,5 +612,10 @@ fn the_recorded_backend_logs_are_diagnosed() {
         Some(StartupFailure::MigrationLocked {
             plugin: Some("catalog".into()),
         })
+    );
+    // The scheduler's lock: the log names no plugin at all.
+    assert_eq!(
+        diagnose(&read("scheduler-migration-locked.log")),
+        Some(StartupFailure::MigrationLocked { plugin: None })
     );
 }
