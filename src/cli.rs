@@ -84,6 +84,9 @@ pub enum Command {
     /// What runs: each workload's image, tag and running digest, and the backend's Backstage release
     /// and packages; `--diff A B` compares two versions
     Version(VersionArgs),
+    /// Smoke checks against the portal's URL: readiness, liveness, sign-in, catalog, templates, docs
+    /// (exit 1 when a check fails)
+    Verify(VerifyArgs),
     /// The environments of the config file
     #[command(subcommand)]
     Env(EnvCommand),
@@ -138,6 +141,40 @@ pub struct VersionArgs {
     /// Exit 1 when B lacks migrations A has (roll back first), else 0
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
     pub diff: Option<Vec<String>>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The portal's base URL, e.g. https://backstage.example.net/ (default: the environment's url)
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// The sign-in provider whose start is checked, e.g. microsoft, github (default: verify.auth.provider;
+    /// without one the sign-in check is skipped)
+    #[arg(long, value_name = "NAME")]
+    pub auth_provider: Option<String>,
+    /// The provider's auth environment, as in Backstage's auth.environment (default: verify.auth.env,
+    /// else development)
+    #[arg(long, value_name = "NAME")]
+    pub auth_env: Option<String>,
+    /// The identity provider's host that sign-in must redirect to (default: verify.auth.host, else the
+    /// provider's well-known host: github.com, login.microsoftonline.com, …)
+    #[arg(long, value_name = "HOST")]
+    pub auth_host: Option<String>,
+    /// Read the API token (a static external-access token) from this environment variable (default:
+    /// verify.token.env, else $BACKSTAGE_TOKEN, else verify.token.keyVault)
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
+    /// The entity whose TechDocs are checked, as NAMESPACE/KIND/NAME (default: verify.docsEntity, else
+    /// the first entity with a backstage.io/techdocs-ref annotation)
+    #[arg(long, value_name = "NAMESPACE/KIND/NAME")]
+    pub docs_entity: Option<String>,
+    /// The URL of the token's Key Vault, for other clouds (overrides the URL made from
+    /// verify.token.keyVault.vault)
+    #[arg(long, value_name = "URL")]
+    pub vault_url: Option<String>,
+    /// How to sign in to Azure for the token's Key Vault (default: the first configured, as for db)
+    #[arg(long, value_enum, value_name = "METHOD")]
+    pub azure_auth: Option<AzureAuth>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -68,6 +68,7 @@ pub fn of_error(error: &Error) -> u8 {
         | Error::Kube(_)
         | Error::Db(_)
         | Error::Version(_)
+        | Error::Verify(_)
         | Error::Runtime(_) => COULD_NOT_RUN,
     }
 }

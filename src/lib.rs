@@ -2,10 +2,11 @@
 //!
 //! Layers: [`cli`] (clap types) → [`settings`] (flags, environment and config file, resolved and
 //! checked once) → [`commands`] (one file per subcommand) → [`render`] (the only writer of stdout and
-//! stderr). The adapters ([`kube`], [`db`], [`secrets`], [`migrations`]) hide their crates and
+//! stderr). The adapters ([`kube`], [`db`], [`secrets`], [`migrations`], [`backstage`]) hide their crates and
 //! processes; [`model`] and [`knex`] are pure and do no I/O. [`options`] and [`process_env`] are
 //! leaves everyone may use; [`exit`] is the exit-code table.
 
+pub mod backstage;
 pub mod cli;
 pub mod commands;
 pub mod db;
@@ -30,6 +31,7 @@ use commands::Outcome;
 use kube::{Cluster, KubeError};
 use process_env::RealEnv;
 use settings::commands::{DbCommandSettings, EventsSettings, VersionSettings};
+use settings::verify::VerifySettings;
 use settings::{DbSettings, EnvSelection, Settings, SettingsError};
 
 /// Why a command could not do its job; [`exit::of_error`] gives its exit code.
@@ -43,6 +45,8 @@ pub enum Error {
     Db(#[from] commands::db::DbCommandError),
     #[error(transparent)]
     Version(#[from] commands::version::VersionError),
+    #[error(transparent)]
+    Verify(#[from] commands::verify::VerifyError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -125,6 +129,18 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
                 commands::version::run(&version, cluster, &style).await
             })?)
         }
+        Command::Verify(args) => {
+            let verify = VerifySettings::resolve(
+                args,
+                settings
+                    .environment
+                    .as_ref()
+                    .map(|(name, e)| (name.as_str(), e)),
+                settings.cluster.request_timeout,
+                &RealEnv,
+            )?;
+            Ok(runtime()?.block_on(commands::verify::run(&verify, &style, &RealEnv))?)
+        }
         Command::Db(args) => {
             let command = DbCommandSettings::resolve(&args.command)?;
             let db_settings = DbSettings::resolve(
@@ -176,6 +192,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Health(_) => "health",
         Command::Events(_) => "events",
         Command::Version(_) => "version",
+        Command::Verify(_) => "verify",
         Command::Db(_) => "db",
         Command::Env(_) => "env",
         Command::Completion(_) => "completion",

@@ -580,6 +580,43 @@ fn rows(ctx: &Ctx) -> Vec<Row> {
             .first("error: cannot read kubeconfig {dir}/home/.kube/config: No such file or directory (os error 2)"),
         row("version: --diff of pods with no cluster").args(&["version", "--diff", "pod", "pod"]).kube(Kube::Absent)
             .first("error: reading migration files from a pod needs the cluster: cannot read kubeconfig {dir}/home/.kube/config: No such file or directory (os error 2)"),
+        // ---- verify: flags, config, token ----
+        row("verify: no URL").args(&["verify"]).kube(Kube::Absent)
+            .first("error: no URL to verify: use --url, or url in the environment (reaching the portal through the API server is not available yet)"),
+        row("verify: --url not a URL").args(&["verify", "--url", "not a url"]).first("error: --url \"not a url\" is not a URL"),
+        row("verify: --url not http").args(&["verify", "--url", "ftp://backstage.example.net/"]).first("error: --url \"ftp://backstage.example.net/\" is not an http or https URL"),
+        row("verify: --url with credentials").args(&["verify", "--url", "https://admin:S3ntinel-pw-7d41c9@backstage.example.net/"])
+            .first("error: --url \"<redacted>\" carries credentials; give the token with --token-env instead"),
+        row("verify: --url with a query").args(&["verify", "--url", "https://backstage.example.net/?x=1"]).first("error: --url \"https://backstage.example.net/?x=1\" must not have a query or fragment"),
+        row("verify: url of the environment not http").args(&["verify", "-e", "x", "--config", "{dir}/config.yaml"]).file("config.yaml", "environments:\n  x:\n    url: backstage.example.net\n")
+            .first("error: url \"backstage.example.net\" is not a URL"),
+        row("verify: --token-env not set").args(&["verify", "--url", "http://127.0.0.1:9/", "--token-env", "NOT_SET_ANYWHERE"])
+            .first("error: --token-env NOT_SET_ANYWHERE: the environment variable is not set (or empty)"),
+        row("verify: verify.token.env not set").args(&["verify", "-e", "x", "--config", "{dir}/config.yaml"]).file("config.yaml", "environments:\n  x:\n    url: http://127.0.0.1:9/\n    verify:\n      token: {env: PORTAL_TOKEN}\n")
+            .first("error: verify.token.env PORTAL_TOKEN: the environment variable is not set (or empty)"),
+        row("verify: $BACKSTAGE_TOKEN only spaces").args(&["verify", "--url", "http://127.0.0.1:9/"]).env("BACKSTAGE_TOKEN", "   ")
+            .first("error: $BACKSTAGE_TOKEN: the environment variable holds only spaces"),
+        row("verify: --token-env not a variable name").args(&["verify", "--url", "http://127.0.0.1:9/", "--token-env", "A-B"])
+            .first("error: --token-env \"A-B\" is not an environment variable name"),
+        row("verify: --auth-provider with a slash").args(&["verify", "--url", "http://127.0.0.1:9/", "--auth-provider", "git/hub"])
+            .first("error: --auth-provider \"git/hub\" is not a provider id"),
+        row("verify: --auth-env with a query").args(&["verify", "--url", "http://127.0.0.1:9/", "--auth-provider", "github", "--auth-env", "dev&x=1"])
+            .first("error: --auth-env \"dev&x=1\" is not an auth environment name"),
+        row("verify: --auth-env without a provider").args(&["verify", "--url", "http://127.0.0.1:9/", "--auth-env", "production"])
+            .first("error: --auth-env and --auth-host need a provider (--auth-provider or verify.auth.provider)"),
+        row("verify: --auth-host with a path").args(&["verify", "--url", "http://127.0.0.1:9/", "--auth-provider", "github", "--auth-host", "evil.example/x"])
+            .first("error: --auth-host \"evil.example/x\" is not a host name"),
+        row("verify: --docs-entity without a kind").args(&["verify", "--url", "http://127.0.0.1:9/", "--docs-entity", "default/petstore"])
+            .first("error: --docs-entity \"default/petstore\" is not an entity as NAMESPACE/KIND/NAME (e.g. default/component/petstore)"),
+        row("verify: --docs-entity with a dot-dot").args(&["verify", "--url", "http://127.0.0.1:9/", "--docs-entity", "default/../x"])
+            .first("error: --docs-entity \"default/../x\" is not an entity as NAMESPACE/KIND/NAME (e.g. default/component/petstore)"),
+        row("verify: verify.docsEntity bad").args(&["verify", "-e", "x", "--config", "{dir}/config.yaml"]).file("config.yaml", "environments:\n  x:\n    url: http://127.0.0.1:9/\n    verify:\n      docsEntity: petstore\n")
+            .first("error: verify.docsEntity \"petstore\" is not an entity as NAMESPACE/KIND/NAME (e.g. default/component/petstore)"),
+        row("verify: unknown key in the verify block").args(&["verify", "-e", "x", "--config", "{dir}/config.yaml"]).file("config.yaml", "environments:\n  x:\n    verify:\n      tokn: {}\n")
+            .first("error: config file {dir}/config.yaml is not valid: environments.x.verify: unknown field `tokn`, expected one of `auth`, `token`, `docsEntity` at line 4 column 7"),
+        row("verify: --vault-url without a Key Vault token").args(&["verify", "--url", "http://127.0.0.1:9/", "--vault-url", "https://x.vault.azure.net/"])
+            .first("error: --vault-url and --azure-auth need verify.token.keyVault in the environment"),
+        row("verify: unknown --azure-auth").args(&["verify", "--azure-auth", "password"]).usage("error: invalid value 'password' for '--azure-auth <METHOD>'"),
     ];
     rows
 }

@@ -516,7 +516,7 @@ fn events_document() {
 }
 
 fn environment_keys() -> Vec<Key> {
-    let password = obj(vec![
+    let password = T::Obj(vec![
         opt(
             "keyVault",
             obj(vec![req("vault", T::Str), req("secret", T::Str)]),
@@ -532,13 +532,26 @@ fn environment_keys() -> Vec<Key> {
         opt("divisionMode", T::Str),
         opt("databasePrefix", T::Str),
         opt("database", T::Str),
-        opt("password", password),
+        opt("password", password.clone()),
+    ]);
+    let verify = obj(vec![
+        opt(
+            "auth",
+            obj(vec![
+                opt("provider", T::Str),
+                opt("env", T::Str),
+                opt("host", T::Str),
+            ]),
+        ),
+        opt("token", password),
+        opt("docsEntity", T::Str),
     ]);
     vec![
         opt("context", T::Str),
         opt("namespace", T::Str),
         opt("url", T::Str),
         opt("database", database),
+        opt("verify", verify),
     ]
 }
 
@@ -558,12 +571,19 @@ environments:
       databasePrefix: backstage_plugin_
       password:
         keyVault: { vault: sbox-intsvc, secret: backstage-psqldb-password }
+    verify:
+      auth: { provider: microsoft, env: production, host: login.microsoftonline.com }
+      token:
+        keyVault: { vault: sbox-intsvc, secret: backstage-api-token }
+      docsEntity: default/component/petstore
   prod:
     database:
       divisionMode: schema
       database: backstage
       password:
         env: PROD_PGPASSWORD
+    verify:
+      token: { env: PROD_BACKSTAGE_TOKEN }
 ";
 
 #[test]
@@ -609,6 +629,85 @@ fn env_list_and_show_documents() {
         sbox["database"]["password"]["keyVault"]["secret"],
         "backstage-psqldb-password"
     );
+}
+
+/// `verify` against a port where nothing listens: every check that runs fails with "cannot connect",
+/// the ones that need a token are skipped (no latency, no path). The documents of a real backend are
+/// checked in tests/verify.rs.
+#[test]
+fn verify_document() {
+    let rig = Rig::incident();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = rig.path("config.yaml");
+    write(
+        &config,
+        &format!(
+            "environments:\n  local:\n    url: http://127.0.0.1:{closed}/\n    verify:\n      auth: {{provider: github}}\n"
+        ),
+    );
+    let with_config = || {
+        let mut cmd = rig.plugin();
+        cmd.arg("--config").arg(&config);
+        cmd
+    };
+    // Latencies differ between two runs: the JSON and YAML documents are compared without them.
+    let without_latency = |mut doc: Value| {
+        for check in doc["checks"].as_array_mut().unwrap() {
+            check["latencyMs"] = Value::Null;
+        }
+        doc
+    };
+    let (code, out, err) = run(with_config().args(["verify", "-e", "local", "-o", "json"]));
+    assert_eq!(code, 1, "{err}");
+    let doc = json(&out);
+    let (code, yaml, err) = run(with_config().args(["verify", "-e", "local", "-o", "yaml"]));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        without_latency(serde_norway::from_str(&yaml).unwrap()),
+        without_latency(doc.clone()),
+        "-o yaml is not the JSON document"
+    );
+    let schema = obj(vec![
+        req("kind", T::Lit("VerifyReport")),
+        req("environment", null(T::Str)),
+        req("url", T::Str),
+        req("passed", T::Bool),
+        req(
+            "checks",
+            list(obj(vec![
+                req("name", T::Str),
+                req("status", T::Str),
+                req("latencyMs", null(T::Int)),
+                req("detail", T::Str),
+                req("path", null(T::Str)),
+            ])),
+        ),
+    ]);
+    assert_contract("verify", &schema, &[&doc], &[]);
+    let statuses: Vec<(&str, &str)> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("readiness", "fail"),
+            ("liveness", "fail"),
+            ("sign-in", "fail"),
+            ("catalog", "skipped"),
+            ("catalog-anonymous", "fail"),
+            ("templates", "skipped"),
+            ("docs", "skipped"),
+        ]
+    );
+    assert_eq!(doc["environment"], "local");
+    assert_eq!(doc["passed"], false);
 }
 
 fn lock_state() -> T {

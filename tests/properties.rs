@@ -120,6 +120,7 @@ fn environment() -> impl Strategy<Value = Environment> {
             namespace,
             url,
             database,
+            verify: None,
         })
 }
 

@@ -30,6 +30,7 @@ fn help_texts() {
     insta::assert_snapshot!("help_db", help(&["db"]));
     insta::assert_snapshot!("help_db_status", help(&["db", "status"]));
     insta::assert_snapshot!("help_db_rollback", help(&["db", "rollback"]));
+    insta::assert_snapshot!("help_verify", help(&["verify"]));
     insta::assert_snapshot!("help_version", help(&["version"]));
 }
 

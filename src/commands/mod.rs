@@ -9,5 +9,6 @@ pub mod events;
 pub mod health;
 pub mod multi;
 pub mod version;
+pub mod verify;
 
 pub use crate::exit::Outcome;

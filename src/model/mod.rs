@@ -12,3 +12,4 @@ pub mod release;
 pub mod text;
 pub mod time;
 pub mod version;
+pub mod verify;

@@ -8,6 +8,7 @@ mod health;
 mod json;
 mod messages;
 mod version;
+mod verify;
 
 use std::io::Write;
 

@@ -8,6 +8,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use keyvault::read_secret;
+/// The TLS client configuration of every HTTPS call the tool makes (ring; system and Mozilla roots).
+pub(crate) use keyvault::tls_config;
 
 use crate::options::AzureAuth;
 use crate::process_env::ProcessEnv;

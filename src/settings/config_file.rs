@@ -34,6 +34,8 @@ pub struct Environment {
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DatabaseConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyConfig>,
 }
 
 /// The `database` block of an environment.
@@ -68,6 +70,32 @@ pub struct PasswordSource {
     pub key_vault: Option<KeyVaultRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<String>,
+}
+
+/// The `verify` block of an environment: how sign-in is expected to start, where the API token comes
+/// from (names only, never the token), and which entity's docs to check.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<VerifyAuthConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<PasswordSource>,
+    /// `namespace/kind/name` of an entity with TechDocs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs_entity: Option<String>,
+}
+
+/// `verify.auth`: the sign-in provider, its auth environment and the identity provider's host.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyAuthConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -9,6 +9,7 @@ pub mod commands;
 mod config_file;
 mod db;
 mod validate;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,7 +21,7 @@ use config_file::load_config;
 
 pub use config_file::{
     ConfigFile, DatabaseConfig, Environment, KeyVaultRef, MAX_CONFIG_BYTES, PasswordSource,
-    parse_config,
+    VerifyAuthConfig, VerifyConfig, parse_config,
 };
 pub use db::{DEFAULT_DATABASE_PREFIX, DEFAULT_SCHEMA_DATABASE, DbSettings, Division};
 pub use validate::{is_dns1123_label, validate_namespace, validate_plugin_id, validate_table_name};

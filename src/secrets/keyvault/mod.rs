@@ -27,6 +27,7 @@ use crate::process_env::{ProcessEnv, RealEnv};
 use credential::{build_credential, choose_credential};
 use error_text::{classify, useful_line};
 use transport::client_options;
+pub(crate) use transport::tls_config;
 
 /// Reads one secret's current value.
 pub async fn read_secret(secret: &KeyVaultSecret) -> Result<Password, SecretError> {

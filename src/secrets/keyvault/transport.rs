@@ -62,7 +62,7 @@ pub(super) fn cloud_of(vault_url: &str, env: &dyn ProcessEnv) -> Option<CloudCon
 
 /// rustls with ring, trusting the system's roots (with `SSL_CERT_FILE` / `SSL_CERT_DIR`) and the
 /// Mozilla roots, for machines without a CA bundle.
-pub(super) fn tls_config() -> rustls::ClientConfig {
+pub(crate) fn tls_config() -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for error in &native.errors {

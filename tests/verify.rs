@@ -1,0 +1,628 @@
+//! `verify` against a real Backstage 1.55.0 backend (installed from npm, running on the test
+//! PostgreSQL; see support/backstage.rs): every check passing, with the token from each of its
+//! sources; no token and a wrong one; a wrong base path answering the app's HTML page; a sign-in that
+//! goes to the wrong host; a plugin that fails to start (a corrupt migration directory left by a newer
+//! catalog, a held Knex lock), which keeps readiness at 503 for good; a backend without TechDocs. The
+//! token is never in the output. The backend's own log of a plugin start failure is checked against
+//! the diagnosis `health` uses.
+
+#[path = "support/backstage.rs"]
+mod backstage;
+#[path = "support/keyvault.rs"]
+mod keyvault;
+#[path = "support/postgres.rs"]
+mod postgres;
+
+use std::path::Path;
+
+use backstage::{Backend, BackendOptions, TOKEN};
+use keyvault::FakeKeyVault;
+use kubectl_backstage::model::diagnosis::{SCHEDULER_TABLE, StartupFailure, diagnose};
+use serde_json::{Value, json};
+
+const TOKEN_VAR: &str = "KBS_TEST_BACKSTAGE_TOKEN";
+/// A migration a newer catalog-backend would have applied, which 4.0.0 does not ship.
+const FUTURE_MIGRATION: &str = "20991231000000_from_a_newer_catalog.js";
+
+/// The plugin binary with a clean environment: PATH, a temporary HOME, the token in [`TOKEN_VAR`].
+fn plugin(home: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("kubectl-backstage").unwrap();
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env(TOKEN_VAR, TOKEN)
+        .arg("verify");
+    cmd
+}
+
+/// Exit code, stdout, stderr; the token must be in neither.
+fn run(cmd: &mut assert_cmd::Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(
+        !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
+        "the token leaked:\n{stdout}\n{stderr}"
+    );
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// The table's rows as `CHECK | STATUS | DETAIL`, without the latency (it varies).
+fn rows(table: &str) -> Vec<String> {
+    let columns = regex::Regex::new(r" {2,}").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let cells: Vec<&str> = columns.split(line.trim_end()).collect();
+            assert!(
+                cells.len() == 4
+                    && (cells[2] == "-"
+                        || (cells[2].ends_with("ms")
+                            && cells[2][..cells[2].len() - 2].parse::<u64>().is_ok())),
+                "not a row of CHECK, STATUS, LATENCY, DETAIL: {line:?}\n{table}"
+            );
+            format!("{} | {} | {}", cells[0], cells[1], cells[3])
+        })
+        .collect()
+}
+
+/// The JSON report's checks without their latencies (each must be a number, or null when skipped).
+fn checks(document: &Value) -> Vec<Value> {
+    document["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            let latency = c.as_object_mut().unwrap().remove("latencyMs").unwrap();
+            assert_eq!(
+                latency.is_u64(),
+                c["status"] != "skipped",
+                "latency of {c}: {latency}"
+            );
+            c
+        })
+        .collect()
+}
+
+const ALL_PASS: [&str; 7] = [
+    "readiness | pass | ok",
+    "liveness | pass | ok",
+    "sign-in | pass | github: redirects to github.com",
+    "catalog | pass | 3 entities",
+    "catalog-anonymous | pass | refused without a token (401 Unauthorized)",
+    "templates | pass | template:default/new-service: parameter schema with 1 step",
+    "docs | pass | component:default/petstore: TechDocs answers; no docs published yet (404)",
+];
+
+#[test]
+fn a_healthy_backend_passes_every_check() {
+    let backend = Backend::healthy();
+    let home = tempfile::tempdir().unwrap();
+    let url = backend.url();
+
+    // The token from --token-env; sign-in to github is expected on github.com.
+    let (code, stdout, stderr) = run(plugin(home.path()).args([
+        "--url",
+        &url,
+        "--auth-provider",
+        "github",
+        "--token-env",
+        TOKEN_VAR,
+    ]));
+    assert_eq!((code, stderr.as_str()), (0, ""), "{stdout}");
+    assert!(stdout.starts_with("CHECK "), "{stdout}");
+    assert_eq!(rows(&stdout), ALL_PASS, "{stdout}");
+
+    // The same as JSON, with -vv: the diagnostics on stderr never carry the token (checked by run).
+    let (code, stdout, stderr) = run(plugin(home.path()).args([
+        "--url",
+        &url,
+        "--auth-provider",
+        "github",
+        "--token-env",
+        TOKEN_VAR,
+        "-o",
+        "json",
+        "-vv",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let document: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(document["kind"], "VerifyReport");
+    assert_eq!(document["url"], url.as_str());
+    assert_eq!(document["passed"], true);
+    assert_eq!(document["environment"], Value::Null);
+    let catalog_path =
+        "api/catalog/entities/by-query?limit=1&fields=kind,metadata.namespace,metadata.name";
+    assert_eq!(
+        checks(&document),
+        vec![
+            json!({"name": "readiness", "status": "pass", "detail": "ok", "path": ".backstage/health/v1/readiness"}),
+            json!({"name": "liveness", "status": "pass", "detail": "ok", "path": ".backstage/health/v1/liveness"}),
+            json!({"name": "sign-in", "status": "pass", "detail": "github: redirects to github.com", "path": "api/auth/github/start?env=development"}),
+            json!({"name": "catalog", "status": "pass", "detail": "3 entities", "path": catalog_path}),
+            json!({"name": "catalog-anonymous", "status": "pass", "detail": "refused without a token (401 Unauthorized)", "path": catalog_path}),
+            json!({"name": "templates", "status": "pass", "detail": "template:default/new-service: parameter schema with 1 step", "path": "api/scaffolder/v2/templates/default/template/new-service/parameter-schema"}),
+            json!({"name": "docs", "status": "pass", "detail": "component:default/petstore: TechDocs answers; no docs published yet (404)", "path": "api/techdocs/metadata/techdocs/default/component/petstore"}),
+        ]
+    );
+    assert!(
+        stderr.contains("api/scaffolder/v2/templates"),
+        "-vv shows the requests: {stderr}"
+    );
+
+    // The environment's url and verify block from the config file, the token from $BACKSTAGE_TOKEN.
+    let config = home.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "defaultEnvironment: local\nenvironments:\n  local:\n    url: {url}\n    verify:\n      auth: {{provider: github, env: development, host: github.com}}\n      docsEntity: default/component/petstore\n"
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(plugin(home.path())
+        .env("BACKSTAGE_TOKEN", TOKEN)
+        .arg("--config")
+        .arg(&config)
+        .args(["-o", "yaml"]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let document: Value = serde_norway::from_str(&stdout).unwrap();
+    assert_eq!(document["environment"], "local");
+    assert!(
+        checks(&document).iter().all(|c| c["status"] == "pass"),
+        "{stdout}"
+    );
+
+    // The token from Key Vault (the fake, reached as https://portalvault.vault.azure.net/ through
+    // its proxy, with the fake `az` login), as the environment's verify.token says.
+    let vault = FakeKeyVault::start("portalvault");
+    vault.add_secret("backstage-token", TOKEN);
+    vault.forbid("locked-token");
+    let vault_config = |secret: &str| {
+        let path = home.path().join(format!("{secret}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "environments:\n  sbox:\n    url: {url}\n    verify:\n      auth: {{provider: github}}\n      token:\n        keyVault: {{vault: portalvault, secret: {secret}}}\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let base_path = std::env::var("PATH").unwrap_or_default();
+    let (code, stdout, stderr) = run(plugin(home.path())
+        .envs(vault.env(&base_path))
+        .arg("--config")
+        .arg(vault_config("backstage-token"))
+        .args(["-e", "sbox"]));
+    assert_eq!((code, stderr.as_str()), (0, ""), "{stdout}");
+    assert_eq!(rows(&stdout), ALL_PASS, "{stdout}");
+    let (code, stdout, stderr) = run(plugin(home.path())
+        .envs(vault.env(&base_path))
+        .arg("--config")
+        .arg(vault_config("locked-token"))
+        .args(["-e", "sbox"]));
+    assert_eq!(
+        (code, stdout.as_str(), stderr.as_str()),
+        (
+            2,
+            "",
+            "error: cannot read the API token: Key Vault https://portalvault.vault.azure.net/ refused access to secret \"locked-token\" (403): give the signed-in identity `get` permission on secrets\n"
+        )
+    );
+
+    // No token at all: what needs one is skipped; anonymous access is still checked. Exit 0.
+    let (code, stdout, _) = run(plugin(home.path()).env_remove(TOKEN_VAR).args([
+        "--url",
+        &url,
+        "--auth-provider",
+        "github",
+    ]));
+    assert_eq!(code, 0, "{stdout}");
+    let no_token = "no API token: use --token-env VAR, $BACKSTAGE_TOKEN or verify.token";
+    assert_eq!(
+        rows(&stdout),
+        [
+            ALL_PASS[0].to_string(),
+            ALL_PASS[1].to_string(),
+            ALL_PASS[2].to_string(),
+            format!("catalog | skipped | {no_token}"),
+            ALL_PASS[4].to_string(),
+            format!("templates | skipped | {no_token}"),
+            format!("docs | skipped | {no_token}"),
+        ],
+        "{stdout}"
+    );
+
+    // A wrong token: every check that uses it fails with the backend's reason. Exit 1.
+    let (code, stdout, _) = run(plugin(home.path())
+        .env("WRONG_TOKEN", "not-the-static-token-123")
+        .args(["--url", &url, "--token-env", "WRONG_TOKEN"]));
+    assert_eq!(code, 1, "{stdout}");
+    let refused = "the token was refused (401: Illegal token)";
+    assert_eq!(
+        rows(&stdout),
+        [
+            ALL_PASS[0].to_string(),
+            ALL_PASS[1].to_string(),
+            "sign-in | skipped | no sign-in provider: use --auth-provider or verify.auth.provider"
+                .to_string(),
+            format!("catalog | fail | {refused}"),
+            ALL_PASS[4].to_string(),
+            format!("templates | fail | {refused}"),
+            format!("docs | fail | {refused}"),
+        ],
+        "{stdout}"
+    );
+
+    // A base path the portal does not serve: the app's index page answers every route with 200 HTML.
+    let (code, stdout, _) = run(plugin(home.path()).args([
+        "--url",
+        &format!("{url}portal"),
+        "--token-env",
+        TOKEN_VAR,
+        "--auth-provider",
+        "github",
+    ]));
+    assert_eq!(code, 1, "{stdout}");
+    let html = "got the app's HTML page: the API route is missing";
+    assert_eq!(
+        rows(&stdout),
+        [
+            format!("readiness | fail | {html}"),
+            format!("liveness | fail | {html}"),
+            format!("sign-in | fail | github: {html}"),
+            format!("catalog | fail | {html}"),
+            format!("catalog-anonymous | fail | {html}"),
+            format!("templates | fail | {html}"),
+            format!("docs | fail | {html}"),
+        ],
+        "{stdout}"
+    );
+
+    // Sign-in with a provider the backend lacks, and with the wrong identity provider host.
+    let (code, stdout, _) = run(plugin(home.path()).args([
+        "--url",
+        &url,
+        "--auth-provider",
+        "microsoft",
+        "--token-env",
+        TOKEN_VAR,
+    ]));
+    assert_eq!(code, 1);
+    assert_eq!(
+        rows(&stdout)[2],
+        "sign-in | fail | microsoft: 404: Unknown auth provider 'microsoft'"
+    );
+    let (code, stdout, _) = run(plugin(home.path()).args([
+        "--url",
+        &url,
+        "--auth-provider",
+        "github",
+        "--auth-host",
+        "login.microsoftonline.com",
+        "--auth-env",
+        "production",
+    ]));
+    assert_eq!(code, 1);
+    assert_eq!(
+        rows(&stdout)[2],
+        "sign-in | fail | github: 404: No configuration available for the 'production' environment of this provider."
+    );
+    let (code, stdout, _) = run(plugin(home.path()).args([
+        "--url",
+        &url,
+        "--auth-provider",
+        "github",
+        "--auth-host",
+        "login.microsoftonline.com",
+    ]));
+    assert_eq!(code, 1);
+    assert_eq!(
+        rows(&stdout)[2],
+        "sign-in | fail | github: redirects to github.com, expected login.microsoftonline.com"
+    );
+
+    // Docs of an entity the catalog does not have.
+    let (code, stdout, _) = run(plugin(home.path()).args([
+        "--url",
+        &url,
+        "--token-env",
+        TOKEN_VAR,
+        "--docs-entity",
+        "default/component/nope",
+    ]));
+    assert_eq!(code, 1, "{stdout}");
+    let docs = rows(&stdout)[6].clone();
+    assert!(
+        docs.starts_with("docs | fail | component:default/nope: 404: "),
+        "{stdout}"
+    );
+}
+
+/// Waits until the backend is up but held in start-up: readiness 503 and the start-up error logged.
+fn started_with_a_failed_plugin(backend: &mut Backend) {
+    backend.start();
+    backend.wait_until_not_ready();
+    backend.wait_for_log("BackendStartupError");
+}
+
+/// The rows of a backend whose catalog never started: readiness 503 for good, liveness 200, the
+/// catalog's API 503 (after the backend's own 5 s pause), and what depends on the catalog failing.
+fn assert_catalog_never_started(backend: &Backend) {
+    let home = tempfile::tempdir().unwrap();
+    let (code, stdout, _) = run(plugin(home.path()).args([
+        "--url",
+        &backend.url(),
+        "--token-env",
+        TOKEN_VAR,
+        "--auth-provider",
+        "github",
+    ]));
+    assert_eq!(code, 1, "{stdout}");
+    let unavailable = "503: Service has not started up yet";
+    assert_eq!(
+        rows(&stdout),
+        [
+            "readiness | fail | 503: Backend has not started yet".to_string(),
+            ALL_PASS[1].to_string(),
+            ALL_PASS[2].to_string(),
+            format!("catalog | fail | {unavailable}"),
+            format!("catalog-anonymous | fail | {unavailable}"),
+            format!("templates | fail | {unavailable}"),
+            format!("docs | fail | {unavailable}"),
+        ],
+        "{stdout}"
+    );
+}
+
+/// Where recorded backend logs are kept for other tests (health's diagnosis of a current log).
+fn fixture_path(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testkit/fixtures/backend-logs")
+        .join(name)
+}
+
+/// With `KBS_RECORD_FIXTURES=1`, writes the log's error lines (without the per-request 503s) and
+/// the lines libraries printed outside the JSON logger as a fixture, with the install folder shown as `/app`, where a Backstage image keeps it.
+fn record_fixture(name: &str, log: &str) {
+    if std::env::var_os("KBS_RECORD_FIXTURES").is_none() {
+        return;
+    }
+    let root = backstage::install().display().to_string();
+    let lines: String = log
+        .lines()
+        .filter(|l| {
+            let json_error =
+                l.contains("\"level\":\"error\"") && !l.contains("\"type\":\"errorHandler\"");
+            // Lines a library printed itself (Knex's lock message), not the config loader's.
+            let raw = !l.starts_with('{') && !l.starts_with("Loading config from");
+            json_error || raw
+        })
+        .map(|l| format!("{}\n", l.replace(&root, "/app")))
+        .collect();
+    let path = fixture_path(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, lines).unwrap();
+}
+
+/// Readiness 503 while the backend is really starting: another session holds the catalog's Knex lock
+/// row (`FOR UPDATE`, as a migrating pod's transaction does), so the catalog's migrations wait in
+/// start-up. When that session ends, the same backend becomes ready and every check passes.
+#[test]
+fn readiness_is_503_while_the_catalog_waits_for_its_migration_lock() {
+    let mut backend = Backend::prepare(BackendOptions::default());
+    backend.seed(
+        "catalog",
+        "CREATE TABLE knex_migrations (id serial PRIMARY KEY, name varchar(255), batch integer, migration_time timestamptz);
+         CREATE TABLE knex_migrations_lock (index serial PRIMARY KEY, is_locked integer);
+         INSERT INTO knex_migrations_lock (is_locked) VALUES (0);",
+    );
+    let mut session = backend.session("catalog");
+    let mut migrating = session.transaction().unwrap();
+    migrating
+        .batch_execute("SELECT * FROM knex_migrations_lock FOR UPDATE")
+        .unwrap();
+    backend.start();
+    backend.wait_until_not_ready();
+    // The catalog's lock query is queued behind the held row lock: start-up is waiting, not failed.
+    let waiting = format!(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted AND a.datname = '{}'",
+        backend.database("catalog")
+    );
+    let mut observer = backstage::pg().client("postgres");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while observer.query_one(&waiting, &[]).unwrap().get::<_, i64>(0) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the catalog never queued for the lock:\n{}",
+            backend.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_catalog_never_started(&backend);
+    assert!(
+        !backend.log().contains("BackendStartupError"),
+        "{}",
+        backend.log()
+    );
+
+    migrating.rollback().unwrap();
+    backend.wait_until_ready();
+    backend.wait_until_catalog_has(3);
+    let home = tempfile::tempdir().unwrap();
+    let (code, stdout, _) = run(plugin(home.path()).args([
+        "--url",
+        &backend.url(),
+        "--token-env",
+        TOKEN_VAR,
+        "--auth-provider",
+        "github",
+    ]));
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(rows(&stdout), ALL_PASS, "{stdout}");
+}
+
+#[test]
+fn a_corrupt_migration_directory_keeps_the_backend_unready() {
+    let mut backend = Backend::prepare(BackendOptions::default());
+    // What a newer catalog-backend leaves: a completed migration the installed 4.0.0 does not ship.
+    backend.seed(
+        "catalog",
+        &format!(
+            "CREATE TABLE knex_migrations (id serial PRIMARY KEY, name varchar(255), batch integer, migration_time timestamptz);
+             INSERT INTO knex_migrations (name, batch, migration_time) VALUES ('{FUTURE_MIGRATION}', 1, now());"
+        ),
+    );
+    started_with_a_failed_plugin(&mut backend);
+    assert_catalog_never_started(&backend);
+    assert!(backend.is_running(), "the backend does not exit");
+
+    let log = backend.log();
+    // How many plugins it waits for depends on how far they got.
+    let logged = regex::Regex::new(&format!(
+        r"Plugin 'catalog' threw an error during startup, waiting for \d+ other plugins to finish before shutting down the process\. The migration directory is corrupt, the following files are missing: {}",
+        regex::escape(FUTURE_MIGRATION)
+    ))
+    .unwrap();
+    assert!(logged.is_match(&log), "{log}");
+    assert_eq!(
+        diagnose(&log),
+        Some(StartupFailure::CorruptMigrationDirectory {
+            plugin: Some("catalog".into()),
+            missing_files: vec![FUTURE_MIGRATION.into()],
+        })
+    );
+    record_fixture("catalog-corrupt-migrations.log", &log);
+}
+
+#[test]
+fn a_held_catalog_lock_keeps_the_backend_unready() {
+    let mut backend = Backend::prepare(BackendOptions::default());
+    // A lock left by a pod that died mid-migration.
+    backend.seed(
+        "catalog",
+        "CREATE TABLE knex_migrations (id serial PRIMARY KEY, name varchar(255), batch integer, migration_time timestamptz);
+         CREATE TABLE knex_migrations_lock (index serial PRIMARY KEY, is_locked integer);
+         INSERT INTO knex_migrations_lock (is_locked) VALUES (1);",
+    );
+    started_with_a_failed_plugin(&mut backend);
+    assert_catalog_never_started(&backend);
+
+    let log = backend.log();
+    assert!(log.contains("Migration table is already locked"), "{log}");
+    assert_eq!(
+        diagnose(&log),
+        Some(StartupFailure::MigrationLocked {
+            plugin: Some("catalog".into()),
+            table: None,
+        })
+    );
+    record_fixture("catalog-migration-locked.log", &log);
+}
+
+/// A held lock on the catalog's **scheduler** table does not hold start-up: readiness is 200 and
+/// every check passes, while the log says the lock is held — what `health` has to read the log for.
+#[test]
+fn a_held_scheduler_lock_leaves_the_backend_ready() {
+    let mut backend = Backend::prepare(BackendOptions::default());
+    backend.seed(
+        "catalog",
+        "CREATE TABLE backstage_backend_tasks__knex_migrations (id serial PRIMARY KEY, name varchar(255), batch integer, migration_time timestamptz);
+         CREATE TABLE backstage_backend_tasks__knex_migrations_lock (index serial PRIMARY KEY, is_locked integer);
+         INSERT INTO backstage_backend_tasks__knex_migrations_lock (is_locked) VALUES (1);",
+    );
+    backend.start();
+    backend.wait_until_ready();
+    backend.wait_until_catalog_has(3);
+    backend.wait_for_log("Migration table is already locked");
+    let home = tempfile::tempdir().unwrap();
+    let (code, stdout, _) = run(plugin(home.path()).args([
+        "--url",
+        &backend.url(),
+        "--token-env",
+        TOKEN_VAR,
+        "--auth-provider",
+        "github",
+    ]));
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(rows(&stdout), ALL_PASS, "{stdout}");
+    let log = backend.log();
+    assert!(!log.contains("BackendStartupError"), "{log}");
+    // Knex prints these two lines itself (not JSON), then the backend logs an unhandled rejection that
+    // names no plugin: which plugin's scheduler is locked is not in the log.
+    assert!(
+        log.contains("Can't take lock to run migrations: Migration table is already locked\nIf you are sure migrations are not running you can release the lock manually by running 'knex migrate:unlock'\n"),
+        "{log}"
+    );
+    let rejection = log
+        .lines()
+        .find(|l| l.contains("Unhandled rejection Migration table is already locked"))
+        .expect("the rejection is logged");
+    assert!(!rejection.contains("\"plugin\""), "{rejection}");
+    // The diagnosis names the scheduler's table and no plugin: the log does not say which.
+    assert_eq!(
+        diagnose(&log),
+        Some(StartupFailure::MigrationLocked {
+            plugin: None,
+            table: Some(SCHEDULER_TABLE.into()),
+        })
+    );
+    record_fixture("scheduler-migration-locked.log", &log);
+}
+
+#[test]
+fn a_backend_without_techdocs_fails_the_docs_check() {
+    let mut backend = Backend::prepare(BackendOptions::without_techdocs());
+    backend.start();
+    backend.wait_until_ready();
+    backend.wait_until_catalog_has(3);
+    let home = tempfile::tempdir().unwrap();
+    let (code, stdout, _) = run(plugin(home.path()).args([
+        "--url",
+        &backend.url(),
+        "--token-env",
+        TOKEN_VAR,
+        "--auth-provider",
+        "github",
+    ]));
+    assert_eq!(code, 1, "{stdout}");
+    let mut expected: Vec<String> = ALL_PASS[..6].iter().map(|r| r.to_string()).collect();
+    expected.push(
+        "docs | fail | component:default/petstore: 404 with an empty body: the API route is missing (is the plugin installed?)"
+            .into(),
+    );
+    assert_eq!(rows(&stdout), expected, "{stdout}");
+}
+
+/// The recorded logs (see [`record_fixture`]) are what the real backend wrote, and the diagnosis
+/// reads them as it reads the live ones.
+#[test]
+fn the_recorded_backend_logs_are_diagnosed() {
+    let read = |name: &str| std::fs::read_to_string(fixture_path(name)).unwrap();
+    assert_eq!(
+        diagnose(&read("catalog-corrupt-migrations.log")),
+        Some(StartupFailure::CorruptMigrationDirectory {
+            plugin: Some("catalog".into()),
+            missing_files: vec![FUTURE_MIGRATION.into()],
+        })
+    );
+    assert_eq!(
+        diagnose(&read("catalog-migration-locked.log")),
+        Some(StartupFailure::MigrationLocked {
+            plugin: Some("catalog".into()),
+            table: None,
+        })
+    );
+    // The scheduler's lock: the log names no plugin at all.
+    assert_eq!(
+        diagnose(&read("scheduler-migration-locked.log")),
+        Some(StartupFailure::MigrationLocked {
+            plugin: None,
+            table: Some(SCHEDULER_TABLE.into()),
+        })
+    );
+}
