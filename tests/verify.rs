@@ -379,36 +379,6 @@ fn assert_catalog_never_started(backend: &Backend) {
     );
 }
 
-/// Where recorded backend logs are kept for other tests (health's diagnosis of a current log).
-fn fixture_path(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testkit/fixtures/backend-logs")
-        .join(name)
-}
-
-/// With `KBS_RECORD_FIXTURES=1`, writes the log's error lines (without the per-request 503s) and
-/// the lines libraries printed outside the JSON logger as a fixture, with the install folder shown as `/app`, where a Backstage image keeps it.
-fn record_fixture(name: &str, log: &str) {
-    if std::env::var_os("KBS_RECORD_FIXTURES").is_none() {
-        return;
-    }
-    let root = backstage::install().display().to_string();
-    let lines: String = log
-        .lines()
-        .filter(|l| {
-            let json_error =
-                l.contains("\"level\":\"error\"") && !l.contains("\"type\":\"errorHandler\"");
-            // Lines a library printed itself (Knex's lock message), not the config loader's.
-            let raw = !l.starts_with('{') && !l.starts_with("Loading config from");
-            json_error || raw
-        })
-        .map(|l| format!("{}\n", l.replace(&root, "/app")))
-        .collect();
-    let path = fixture_path(name);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, lines).unwrap();
-}
-
 /// Readiness 503 while the backend is really starting: another session holds the catalog's Knex lock
 /// row (`FOR UPDATE`, as a migrating pod's transaction does), so the catalog's migrations wait in
 /// start-up. When that session ends, the same backend becomes ready and every check passes.
@@ -496,7 +466,6 @@ fn a_corrupt_migration_directory_keeps_the_backend_unready() {
             missing_files: vec![FUTURE_MIGRATION.into()],
         })
     );
-    record_fixture("catalog-corrupt-migrations.log", &log);
 }
 
 #[test]
@@ -521,7 +490,6 @@ fn a_held_catalog_lock_keeps_the_backend_unready() {
             table: None,
         })
     );
-    record_fixture("catalog-migration-locked.log", &log);
 }
 
 /// A held lock on the catalog's **scheduler** table does not hold start-up: readiness is 200 and
@@ -571,7 +539,6 @@ fn a_held_scheduler_lock_leaves_the_backend_ready() {
             table: Some(SCHEDULER_TABLE.into()),
         })
     );
-    record_fixture("scheduler-migration-locked.log", &log);
 }
 
 #[test]
@@ -596,33 +563,4 @@ fn a_backend_without_techdocs_fails_the_docs_check() {
             .into(),
     );
     assert_eq!(rows(&stdout), expected, "{stdout}");
-}
-
-/// The recorded logs (see [`record_fixture`]) are what the real backend wrote, and the diagnosis
-/// reads them as it reads the live ones.
-#[test]
-fn the_recorded_backend_logs_are_diagnosed() {
-    let read = |name: &str| std::fs::read_to_string(fixture_path(name)).unwrap();
-    assert_eq!(
-        diagnose(&read("catalog-corrupt-migrations.log")),
-        Some(StartupFailure::CorruptMigrationDirectory {
-            plugin: Some("catalog".into()),
-            missing_files: vec![FUTURE_MIGRATION.into()],
-        })
-    );
-    assert_eq!(
-        diagnose(&read("catalog-migration-locked.log")),
-        Some(StartupFailure::MigrationLocked {
-            plugin: Some("catalog".into()),
-            table: None,
-        })
-    );
-    // The scheduler's lock: the log names no plugin at all.
-    assert_eq!(
-        diagnose(&read("scheduler-migration-locked.log")),
-        Some(StartupFailure::MigrationLocked {
-            plugin: None,
-            table: Some(SCHEDULER_TABLE.into()),
-        })
-    );
 }

@@ -8,7 +8,7 @@ pub mod env;
 pub mod events;
 pub mod health;
 pub mod multi;
-pub mod version;
 pub mod verify;
+pub mod version;
 
 pub use crate::exit::Outcome;

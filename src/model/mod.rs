@@ -11,5 +11,5 @@ pub mod pod;
 pub mod release;
 pub mod text;
 pub mod time;
-pub mod version;
 pub mod verify;
+pub mod version;

@@ -7,8 +7,8 @@ mod events;
 mod health;
 mod json;
 mod messages;
-mod version;
 mod verify;
+mod version;
 
 use std::io::Write;
 
