@@ -40,10 +40,10 @@ pub struct GlobalArgs {
     #[arg(short = 'n', long, global = true, value_name = "NS")]
     pub namespace: Option<String>,
     /// Environment from the config file (default: its defaultEnvironment); several, comma-separated
-    /// (`-e ptlsbox,ptl`), for health and version: one table with an ENVIRONMENT column
+    /// (`-e ptlsbox,ptl`), for health, version and verify: one table with an ENVIRONMENT column
     #[arg(short = 'e', long = "env", global = true, value_name = "NAME[,NAME…]")]
     pub env: Option<String>,
-    /// Every environment of the config file (health, version): one table with an ENVIRONMENT column
+    /// Every environment of the config file (health, version, verify): one table with an ENVIRONMENT column
     #[arg(long, global = true, conflicts_with = "env")]
     pub all_envs: bool,
     /// Output format

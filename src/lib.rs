@@ -139,7 +139,12 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
                 settings.cluster.request_timeout,
                 &RealEnv,
             )?;
-            Ok(runtime()?.block_on(commands::verify::run(&verify, &style, &RealEnv))?)
+            Ok(runtime()?.block_on(commands::verify::run(
+                &verify,
+                &settings.cluster,
+                &style,
+                &RealEnv,
+            ))?)
         }
         Command::Db(args) => {
             let command = DbCommandSettings::resolve(&args.command)?;
@@ -177,6 +182,37 @@ fn run_several(cli: &Cli, stdout_terminal: bool) -> Result<Outcome, Error> {
             let style =
                 render::Style::for_stdout(cli.global.output, each[0].color, stdout_terminal);
             Ok(runtime()?.block_on(commands::version::run_several(&version, &each, &style)))
+        }
+        Command::Verify(args) => {
+            if args.url.is_some() {
+                return Err(SettingsError::Conflict {
+                    message: "--url names one portal; with several environments each is checked at its own url (or through its cluster)",
+                }
+                .into());
+            }
+            let each = Settings::resolve_each(&cli.global, &RealEnv, stdout_terminal)?;
+            let environments = each
+                .into_iter()
+                .map(|s| {
+                    let verify = VerifySettings::resolve(
+                        args,
+                        s.environment.as_ref().map(|(name, e)| (name.as_str(), e)),
+                        s.cluster.request_timeout,
+                        &RealEnv,
+                    )?;
+                    Ok((s, verify))
+                })
+                .collect::<Result<Vec<_>, SettingsError>>()?;
+            let style = render::Style::for_stdout(
+                cli.global.output,
+                environments[0].0.color,
+                stdout_terminal,
+            );
+            Ok(runtime()?.block_on(commands::verify::run_several(
+                &environments,
+                &style,
+                &RealEnv,
+            )))
         }
         other => Err(SettingsError::SeveralEnvironments {
             command: command_name(other),

@@ -405,9 +405,9 @@ fn rows(ctx: &Ctx) -> Vec<Row> {
         row("several environments with an empty name").args(&["--config", "{dir}/c.yaml", "-e", "sbox,", "health"]).file("c.yaml", "environments:\n  sbox: {}\n")
             .first("error: -e \"sbox,\" has an empty environment name (give NAME,NAME…)"),
         row("several environments for events").args(&["--config", "{dir}/c.yaml", "-e", "sbox,staging", "events"]).file("c.yaml", "environments:\n  sbox: {}\n  staging: {}\n")
-            .first("error: events works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health and version"),
+            .first("error: events works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health, version and verify"),
         row("all environments for db").db(ctx, &["--config", "{dir}/c.yaml", "--all-envs", "list"]).file("c.yaml", "environments:\n  sbox: {}\n")
-            .first("error: db works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health and version"),
+            .first("error: db works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health, version and verify"),
         row("several environments with --watch").args(&["--config", "{dir}/c.yaml", "--all-envs", "health", "--watch"]).file("c.yaml", "environments:\n  sbox: {}\n")
             .first("error: --watch and --wait work on one environment at a time; run one per environment (-e NAME)"),
         row("several environments with --context").args(&["--config", "{dir}/c.yaml", "-e", "sbox,staging", "--context", "fake", "health"]).file("c.yaml", "environments:\n  sbox: {}\n  staging: {}\n")
@@ -582,7 +582,7 @@ fn rows(ctx: &Ctx) -> Vec<Row> {
             .first("error: reading migration files from a pod needs the cluster: cannot read kubeconfig {dir}/home/.kube/config: No such file or directory (os error 2)"),
         // ---- verify: flags, config, token ----
         row("verify: no URL").args(&["verify"]).kube(Kube::Absent)
-            .first("error: no URL to verify: use --url, or url in the environment (reaching the portal through the API server is not available yet)"),
+            .first("error: no URL to verify (--url, or url in the environment), and cannot read kubeconfig {dir}/home/.kube/config: No such file or directory (os error 2)"),
         row("verify: --url not a URL").args(&["verify", "--url", "not a url"]).first("error: --url \"not a url\" is not a URL"),
         row("verify: --url not http").args(&["verify", "--url", "ftp://backstage.example.net/"]).first("error: --url \"ftp://backstage.example.net/\" is not an http or https URL"),
         row("verify: --url with credentials").args(&["verify", "--url", "https://admin:S3ntinel-pw-7d41c9@backstage.example.net/"])

@@ -1042,11 +1042,11 @@ fn several_environments_are_refused_where_they_do_not_apply() {
     for (args, line) in [
         (
             vec!["events", "-e", "ptlsbox,ptl"],
-            "error: events works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health and version\n",
+            "error: events works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health, version and verify\n",
         ),
         (
             vec!["db", "status", "--all-envs"],
-            "error: db works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health and version\n",
+            "error: db works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health, version and verify\n",
         ),
         (
             vec!["health", "-e", "ptlsbox,ptl", "--watch"],

@@ -675,6 +675,7 @@ fn verify_document() {
         req("kind", T::Lit("VerifyReport")),
         req("environment", null(T::Str)),
         req("url", T::Str),
+        req("through", null(T::Str)),
         req("passed", T::Bool),
         req(
             "checks",
@@ -687,7 +688,17 @@ fn verify_document() {
             ])),
         ),
     ]);
-    assert_contract("verify", &schema, &[&doc], &[]);
+    // Without a URL: through the API server's port-forward (to the closed port: every check fails,
+    // `through` says which Service and pod were reached).
+    rig.server.set_pod_port(
+        "backstage-6c9f8d7b54-k4m2x",
+        7007,
+        ([127, 0, 0, 1], closed).into(),
+    );
+    let (code, out, err) = run(rig.plugin().args(["verify", "-o", "json"]));
+    assert_eq!(code, 1, "{err}");
+    let forwarded = json(&out);
+    assert_contract("verify", &schema, &[&doc, &forwarded], &[]);
     let statuses: Vec<(&str, &str)> = doc["checks"]
         .as_array()
         .unwrap()

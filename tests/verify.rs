@@ -12,6 +12,8 @@ mod backstage;
 mod keyvault;
 #[path = "support/postgres.rs"]
 mod postgres;
+#[path = "support/rig.rs"]
+mod rig;
 
 use std::path::Path;
 
@@ -563,4 +565,188 @@ fn a_backend_without_techdocs_fails_the_docs_check() {
             .into(),
     );
     assert_eq!(rows(&stdout), expected, "{stdout}");
+}
+
+/// The backend's address, for the fake API server's port-forward to connect to.
+fn backend_addr(backend: &Backend) -> std::net::SocketAddr {
+    backend
+        .url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap()
+}
+
+/// The incident fixtures' Backstage Service (`backstage`, port `http-backend` → 7007 of pod
+/// `backstage-6c9f8d7b54-k4m2x`) forwarded by the fake API server to the real backend.
+const FORWARDED_POD: &str = "backstage-6c9f8d7b54-k4m2x";
+
+#[test]
+fn without_a_url_the_portal_is_reached_through_the_api_server() {
+    let backend = Backend::healthy();
+    let rig = rig::Rig::incident();
+    rig.server
+        .set_pod_port(FORWARDED_POD, 7007, backend_addr(&backend));
+    let verify = || {
+        let mut cmd = rig.plugin();
+        cmd.env(TOKEN_VAR, TOKEN).args([
+            "verify",
+            "--token-env",
+            TOKEN_VAR,
+            "--auth-provider",
+            "github",
+        ]);
+        cmd
+    };
+    let (code, stdout, stderr) = run(&mut verify());
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(rows(&stdout), ALL_PASS, "{stdout}");
+    assert_eq!(
+        stderr,
+        format!(
+            "note: no URL: checking service/backstage → pod/{FORWARDED_POD}:7007 (through the API server)\n"
+        )
+    );
+    // Every request went through the API server's port-forward of that pod, over websocket.
+    let forwards: Vec<_> = rig
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/portforward"))
+        .collect();
+    assert!(!forwards.is_empty());
+    assert!(
+        forwards.iter().all(|r| r.path
+            == format!("/api/v1/namespaces/backstage/pods/{FORWARDED_POD}/portforward")
+            && r.param("ports").as_deref() == Some("7007")),
+        "{forwards:?}"
+    );
+
+    let (code, stdout, _) = run(verify().args(["-o", "json"]));
+    assert_eq!(code, 0);
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        doc["through"],
+        format!("service/backstage → pod/{FORWARDED_POD}:7007 (through the API server)")
+    );
+    assert!(
+        doc["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"),
+        "{doc}"
+    );
+
+    // A Service whose pod cannot be forwarded to: exit 2, one line saying why and what to do.
+    rig.server.delete("Pod", "backstage", FORWARDED_POD);
+    rig.server
+        .delete("Pod", "backstage", "backstage-6c9f8d7b54-q8zvn");
+    let (code, stdout, stderr) = run(&mut verify());
+    assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
+    assert!(
+        stderr.starts_with("error: no URL to verify (--url, or url in the environment), and ")
+            && stderr.lines().count() <= 2,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn several_environments_in_one_table_one_unreachable() {
+    let backend = Backend::healthy();
+    let rig = rig::Rig::incident();
+    rig.server
+        .set_pod_port(FORWARDED_POD, 7007, backend_addr(&backend));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dr_config = rig.path("dr.kubeconfig");
+    rig::write(
+        &dr_config,
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: dr, cluster: {{server: 'https://127.0.0.1:{closed}'}}}}]\ncontexts: [{{name: dr-aks, context: {{cluster: dr, user: dr}}}}]\nusers: [{{name: dr, user: {{token: dr-token}}}}]\n"
+        ),
+    );
+    let config = rig.path("config.yaml");
+    rig::write(
+        &config,
+        &format!(
+            "environments:\n  sbox:\n    context: fake\n    url: {}\n    verify:\n      auth: {{provider: github}}\n      token: {{env: {TOKEN_VAR}}}\n  prod:\n    context: fake\n    namespace: backstage\n    verify:\n      auth: {{provider: github}}\n      token: {{env: {TOKEN_VAR}}}\n  dr:\n    context: dr-aks\n",
+            backend.url()
+        ),
+    );
+    let verify = || {
+        let mut cmd = rig.plugin();
+        cmd.env(TOKEN_VAR, TOKEN)
+            .env("KUBECTL_BACKSTAGE_CONFIG", &config)
+            .env(
+                "KUBECONFIG",
+                format!("{}:{}", rig.kubeconfig.display(), dr_config.display()),
+            )
+            .arg("verify");
+        cmd
+    };
+
+    // sbox by its URL, prod through its cluster: the same rows, each with its environment.
+    let (code, stdout, stderr) = run(verify().args(["-e", "sbox,prod"]));
+    assert_eq!((code, stderr.as_str()), (0, ""), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["ENVIRONMENT", "CHECK", "STATUS", "LATENCY", "DETAIL"]
+    );
+    let columns = regex::Regex::new(r" {2,}").unwrap();
+    let got: Vec<String> = lines[1..]
+        .iter()
+        .map(|l| {
+            let c: Vec<&str> = columns.split(l.trim_end()).collect();
+            format!("{} | {} | {} | {}", c[0], c[1], c[2], c[4])
+        })
+        .collect();
+    let want: Vec<String> = ["sbox", "prod"]
+        .iter()
+        .flat_map(|e| ALL_PASS.iter().map(move |r| format!("{e} | {r}")))
+        .collect();
+    assert_eq!(got, want, "{stdout}");
+
+    // --all-envs: dr cannot be reached — a row that says why, exit 2; JSON is one document each.
+    let (code, stdout, stderr) = run(verify().args(["--all-envs", "-o", "json"]));
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    let docs: Value = serde_json::from_str(&stdout).unwrap();
+    let docs = docs.as_array().unwrap();
+    let names: Vec<&str> = docs
+        .iter()
+        .map(|d| d["environment"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["dr", "prod", "sbox"]);
+    let dr = docs[0]["error"].as_str().unwrap();
+    assert!(
+        dr.starts_with("no URL to verify (--url, or url in the environment), and cannot reach the API server https://127.0.0.1:"),
+        "{dr}"
+    );
+    assert_eq!(stderr, format!("error: environment dr: {dr}\n"));
+    assert_eq!(
+        (&docs[1]["passed"], &docs[2]["passed"]),
+        (&json!(true), &json!(true))
+    );
+    assert_eq!(docs[2]["url"], backend.url());
+    assert_eq!(docs[2]["through"], Value::Null);
+    let (code, stdout, _) = run(verify().arg("--all-envs"));
+    assert_eq!(code, 2);
+    let dr_row = stdout.lines().nth(1).unwrap();
+    assert!(
+        dr_row.starts_with("dr ")
+            && dr_row.contains(" error ")
+            && dr_row.contains("could not check this environment: no URL to verify"),
+        "{stdout}"
+    );
+
+    // --url names one portal: refused with several environments.
+    let (code, stdout, stderr) = run(verify().args(["--all-envs", "--url", &backend.url()]));
+    assert_eq!((code, stdout.as_str()), (2, ""));
+    assert_eq!(
+        stderr,
+        "error: --url names one portal; with several environments each is checked at its own url (or through its cluster)\n"
+    );
 }

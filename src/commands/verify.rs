@@ -2,16 +2,17 @@
 //! token, and refused without it), templates, docs — run concurrently, each bounded by
 //! `--request-timeout`, one row each.
 //!
-//! [`gather`] takes a [`VerifyTarget`] whose base URL is an input, so the same checks can run for
-//! several environments at once, and through a port-forward: [`base_url`] is the one place that
-//! decides where the requests go (today the settings' URL; without one, the seam for
-//! `Cluster::forward_to_service`).
+//! [`gather`] takes a [`VerifyTarget`] whose base URL is an input, so the same checks run for several
+//! environments at once ([`run_several`]) and through a port-forward: [`target`] is the one place
+//! that decides where the requests go — the settings' URL, or without one the Backstage Service
+//! reached through the API server (`Cluster::forward_to_backstage`), as `kubectl port-forward` would.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use super::Outcome;
+use super::{Outcome, multi};
 use crate::backstage::{Credentials, Portal, PortalError};
+use crate::kube::{Cluster, KubeError, LocalForward};
 use crate::model::verify::{
     self, Answer, CheckResult, CheckStatus, EntityRef, Verdict, VerifyReport, names,
 };
@@ -19,14 +20,16 @@ use crate::process_env::ProcessEnv;
 use crate::render::{self, Style};
 use crate::secrets::{Password, SecretError, read_secret};
 use crate::settings::verify::{SignInSettings, TokenSettings, VerifySettings};
+use crate::settings::{ClusterSettings, Settings, SettingsError};
 
 /// Why `verify` could not run (exit 2); failed checks are rows, not errors.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error(
-        "no URL to verify: use --url, or url in the environment (reaching the portal through the API server is not available yet)"
-    )]
-    NoUrl,
+    /// No URL, and the Backstage Service could not be reached through the API server either.
+    #[error("no URL to verify (--url, or url in the environment), and {0}")]
+    NoRoute(KubeError),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
     #[error("{origin}: the environment variable is not set (or empty)")]
     TokenVariableMissing { origin: String },
     #[error("{origin}: the environment variable holds only spaces")]
@@ -43,6 +46,8 @@ pub struct VerifyTarget {
     pub environment: Option<String>,
     /// Ends in `/`.
     pub base_url: String,
+    /// How `base_url` reaches the portal when it is a local port-forward.
+    pub through: Option<String>,
     pub sign_in: Option<SignInSettings>,
     pub token: Option<Password>,
     pub docs_entity: Option<EntityRef>,
@@ -51,20 +56,19 @@ pub struct VerifyTarget {
 
 pub async fn run(
     settings: &VerifySettings,
+    cluster: &ClusterSettings,
     style: &Style,
     env: &dyn ProcessEnv,
 ) -> Result<Outcome, VerifyError> {
-    let base_url = base_url(settings).await?;
-    let token = read_token(&settings.token, env).await?;
-    let target = VerifyTarget {
-        environment: settings.environment.clone(),
-        base_url,
-        sign_in: settings.sign_in.clone(),
-        token,
-        docs_entity: settings.docs_entity.clone(),
-        request_timeout: settings.request_timeout,
-    };
-    let report = gather(&target).await?;
+    let (target, forward) = target(settings, cluster, env).await?;
+    if let Some(through) = &target.through {
+        render::note(&format!("no URL: checking {through}"));
+    }
+    let report = gather(&target).await;
+    if let Some(forward) = forward {
+        forward.stop().await;
+    }
+    let report = report?;
     render::emit(&render::render(&report, style));
     Ok(if report.passed {
         Outcome::Ok
@@ -73,11 +77,78 @@ pub async fn run(
     })
 }
 
-/// Where the checks are sent. The seam for reaching a portal without ingress: with no URL, the lead
-/// wires `Cluster::forward_to_service` (src/kube/port_forward.rs) here, which gives a local
-/// `http://127.0.0.1:PORT/` base URL that lives as long as the forward.
-pub async fn base_url(settings: &VerifySettings) -> Result<String, VerifyError> {
-    settings.url.clone().ok_or(VerifyError::NoUrl)
+/// `verify` in several environments at once: each environment's settings resolved first (a bad one
+/// stops the run before any request), then every environment checked concurrently; one that cannot
+/// be checked (no route to it, its token unreadable) is a row that says why.
+pub async fn run_several(
+    environments: &[(Settings, VerifySettings)],
+    style: &Style,
+    env: &dyn ProcessEnv,
+) -> Outcome {
+    let runs =
+        futures::future::join_all(environments.iter().map(|(settings, verify)| async move {
+            let name = settings.environment_name().unwrap_or_default().to_string();
+            let result = async {
+                let (target, forward) = target(verify, &settings.cluster, env).await?;
+                let report = gather(&target).await;
+                if let Some(forward) = forward {
+                    forward.stop().await;
+                }
+                report
+            }
+            .await;
+            (name, result)
+        }))
+        .await;
+    let (reports, outcome) = multi::collect(runs, |r: &VerifyReport| {
+        if r.passed {
+            Outcome::Ok
+        } else {
+            Outcome::Problems
+        }
+    });
+    render::emit(&render::render(&reports, style));
+    for (environment, error) in reports.failed() {
+        render::error(&format!("environment {environment}: {error}"));
+    }
+    outcome
+}
+
+/// Where the checks go, and the token they carry. With a URL, there; without one, through the API
+/// server to the Backstage Service's pod (the forward lives until it is stopped or dropped).
+pub async fn target(
+    settings: &VerifySettings,
+    cluster: &ClusterSettings,
+    env: &dyn ProcessEnv,
+) -> Result<(VerifyTarget, Option<LocalForward>), VerifyError> {
+    let token = read_token(&settings.token, env).await?;
+    let (base_url, through, forward) = match &settings.url {
+        Some(url) => (url.clone(), None, None),
+        None => {
+            let forward = async {
+                let cluster = Cluster::connect(cluster).await?;
+                cluster.forward_to_backstage(None).await
+            }
+            .await
+            .map_err(VerifyError::NoRoute)?;
+            tracing::info!(through = %forward.what(), "no URL: reaching the portal through the API server");
+            (
+                forward.base_url(),
+                Some(format!("{} (through the API server)", forward.what())),
+                Some(forward),
+            )
+        }
+    };
+    let target = VerifyTarget {
+        environment: settings.environment.clone(),
+        base_url,
+        through,
+        sign_in: settings.sign_in.clone(),
+        token,
+        docs_entity: settings.docs_entity.clone(),
+        request_timeout: settings.request_timeout,
+    };
+    Ok((target, forward))
 }
 
 /// The API token, in the settings' order; its value is never logged.
@@ -125,6 +196,7 @@ pub async fn gather(target: &VerifyTarget) -> Result<VerifyReport, VerifyError> 
     Ok(VerifyReport::new(
         target.environment.clone(),
         target.base_url.clone(),
+        target.through.clone(),
         vec![
             readiness, liveness, sign_in, catalog, anonymous, templates, docs,
         ],

@@ -62,18 +62,27 @@ pub struct VerifyReport {
     pub environment: Option<String>,
     /// The base URL the checks were sent to.
     pub url: String,
+    /// Without a URL: the Service and pod reached through the API server (`url` is then the local
+    /// end of the port-forward); `null` otherwise.
+    pub through: Option<String>,
     /// No check failed (skipped ones do not count).
     pub passed: bool,
     pub checks: Vec<CheckResult>,
 }
 
 impl VerifyReport {
-    pub fn new(environment: Option<String>, url: String, checks: Vec<CheckResult>) -> VerifyReport {
+    pub fn new(
+        environment: Option<String>,
+        url: String,
+        through: Option<String>,
+        checks: Vec<CheckResult>,
+    ) -> VerifyReport {
         let passed = checks.iter().all(|c| c.status != CheckStatus::Fail);
         VerifyReport {
             kind: "VerifyReport",
             environment,
             url,
+            through,
             passed,
             checks,
         }

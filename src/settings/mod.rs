@@ -295,7 +295,7 @@ impl Settings {
 }
 
 /// The commands that take several environments, for the error that refuses them elsewhere.
-pub const SEVERAL_ENVIRONMENT_COMMANDS: &str = "health and version";
+pub const SEVERAL_ENVIRONMENT_COMMANDS: &str = "health, version and verify";
 
 fn select_environment(
     config: &ConfigFile,
