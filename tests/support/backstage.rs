@@ -28,34 +28,77 @@ use std::time::{Duration, Instant};
 
 use crate::postgres::{Postgres, ident, literal, plugin_prefix};
 
-/// The Backstage release the packages below come from.
-pub const RELEASE: &str = "1.55.0";
-/// `@backstage/create-app` 0.9.2's versions for release 1.55.0.
-pub const PACKAGES: [(&str, &str); 11] = [
-    ("@backstage/backend-defaults", "0.18.0"),
-    ("@backstage/plugin-app-backend", "0.5.18"),
-    ("@backstage/plugin-auth-backend", "0.30.1"),
-    (
-        "@backstage/plugin-auth-backend-module-github-provider",
-        "0.5.7",
-    ),
-    (
-        "@backstage/plugin-auth-backend-module-guest-provider",
-        "0.2.23",
-    ),
-    ("@backstage/plugin-catalog-backend", "4.0.0"),
-    (
-        "@backstage/plugin-catalog-backend-module-scaffolder-entity-model",
-        "0.2.24",
-    ),
-    ("@backstage/plugin-permission-backend", "0.7.16"),
-    (
-        "@backstage/plugin-permission-backend-module-allow-all-policy",
-        "0.2.23",
-    ),
-    ("@backstage/plugin-scaffolder-backend", "4.2.0"),
-    ("@backstage/plugin-techdocs-backend", "2.3.0"),
-];
+/// A Backstage release as the tests install it: the versions `@backstage/create-app` pins for it.
+pub struct Release {
+    pub version: &'static str,
+    pub packages: [(&'static str, &'static str); 11],
+    /// Whether the tree gets a `backstage.json` (without one, `version` infers the release).
+    pub backstage_json: bool,
+}
+
+/// The release the backends run: `@backstage/create-app` 0.9.2's versions.
+pub const RELEASE_1_55_0: Release = Release {
+    version: "1.55.0",
+    packages: [
+        ("@backstage/backend-defaults", "0.18.0"),
+        ("@backstage/plugin-app-backend", "0.5.18"),
+        ("@backstage/plugin-auth-backend", "0.30.1"),
+        (
+            "@backstage/plugin-auth-backend-module-github-provider",
+            "0.5.7",
+        ),
+        (
+            "@backstage/plugin-auth-backend-module-guest-provider",
+            "0.2.23",
+        ),
+        ("@backstage/plugin-catalog-backend", "4.0.0"),
+        (
+            "@backstage/plugin-catalog-backend-module-scaffolder-entity-model",
+            "0.2.24",
+        ),
+        ("@backstage/plugin-permission-backend", "0.7.16"),
+        (
+            "@backstage/plugin-permission-backend-module-allow-all-policy",
+            "0.2.23",
+        ),
+        ("@backstage/plugin-scaffolder-backend", "4.2.0"),
+        ("@backstage/plugin-techdocs-backend", "2.3.0"),
+    ],
+    backstage_json: true,
+};
+
+/// The release before it (`@backstage/create-app` 0.9.1), installed the same way but without a
+/// `backstage.json`: only `version --diff` and the release inference use it.
+pub const RELEASE_1_54_0: Release = Release {
+    version: "1.54.0",
+    packages: [
+        ("@backstage/backend-defaults", "0.17.7"),
+        ("@backstage/plugin-app-backend", "0.5.17"),
+        ("@backstage/plugin-auth-backend", "0.30.0"),
+        (
+            "@backstage/plugin-auth-backend-module-github-provider",
+            "0.5.6",
+        ),
+        (
+            "@backstage/plugin-auth-backend-module-guest-provider",
+            "0.2.22",
+        ),
+        ("@backstage/plugin-catalog-backend", "3.9.0"),
+        (
+            "@backstage/plugin-catalog-backend-module-scaffolder-entity-model",
+            "0.2.23",
+        ),
+        ("@backstage/plugin-permission-backend", "0.7.15"),
+        (
+            "@backstage/plugin-permission-backend-module-allow-all-policy",
+            "0.2.22",
+        ),
+        ("@backstage/plugin-scaffolder-backend", "4.0.3"),
+        ("@backstage/plugin-techdocs-backend", "2.2.3"),
+    ],
+    backstage_json: false,
+};
+
 /// The version of `pg` the backend's Knex uses (pinned so the tree does not move).
 const PG_VERSION: &str = "8.23.1";
 
@@ -127,33 +170,44 @@ for (const name of chosen) {
 backend.start();
 "#;
 
-static INSTALL: OnceLock<PathBuf> = OnceLock::new();
-
-/// The installed backend folder (with `node_modules` and `index.js`), installed on first use.
+/// The installed backend folder of [`RELEASE_1_55_0`] (with `node_modules` and `index.js`),
+/// installed on first use.
 pub fn install() -> &'static Path {
-    INSTALL.get_or_init(|| prepare().unwrap_or_else(|e| panic!("backstage backend install: {e}")))
+    static INSTALL: OnceLock<PathBuf> = OnceLock::new();
+    INSTALL.get_or_init(|| install_release(&RELEASE_1_55_0))
 }
 
-fn cache_key() -> String {
-    format!("{RELEASE}-l{LAYOUT}")
+/// The installed tree of [`RELEASE_1_54_0`].
+pub fn install_older() -> &'static Path {
+    static INSTALL: OnceLock<PathBuf> = OnceLock::new();
+    INSTALL.get_or_init(|| install_release(&RELEASE_1_54_0))
 }
 
-fn prepare() -> Result<PathBuf, String> {
+fn install_release(release: &Release) -> PathBuf {
+    prepare(release).unwrap_or_else(|e| panic!("backstage {} install: {e}", release.version))
+}
+
+fn cache_key(release: &Release) -> String {
+    format!("{}-l{LAYOUT}", release.version)
+}
+
+fn prepare(release: &Release) -> Result<PathBuf, String> {
     let cache = target_dir().join("backstage-backend");
-    let root = cache.join(cache_key());
+    let root = cache.join(cache_key(release));
     if root.join(".complete").exists() {
         return Ok(root);
     }
     fs::create_dir_all(&cache).map_err(|e| format!("create {}: {e}", cache.display()))?;
-    let staging = cache.join(format!(".{}-{}", cache_key(), std::process::id()));
+    let staging = cache.join(format!(".{}-{}", cache_key(release), std::process::id()));
     let _ = fs::remove_dir_all(&staging);
     let started = Instant::now();
-    if let Err(e) = build(&staging) {
+    if let Err(e) = build(release, &staging) {
         let _ = fs::remove_dir_all(&staging);
         return Err(e);
     }
     eprintln!(
-        "installed the Backstage {RELEASE} backend in {:.1}s",
+        "installed the Backstage {} backend in {:.1}s",
+        release.version,
         started.elapsed().as_secs_f64()
     );
     match fs::rename(&staging, &root) {
@@ -167,7 +221,7 @@ fn prepare() -> Result<PathBuf, String> {
     }
 }
 
-fn build(dir: &Path) -> Result<(), String> {
+fn build(release: &Release, dir: &Path) -> Result<(), String> {
     let app = dir.join("app");
     fs::create_dir_all(app.join("dist").join("static")).map_err(|e| e.to_string())?;
     write(
@@ -180,7 +234,7 @@ fn build(dir: &Path) -> Result<(), String> {
     );
     write(&app.join("dist").join("static").join(".keep"), "");
     let mut dependencies = serde_json::Map::new();
-    for (name, version) in PACKAGES {
+    for (name, version) in release.packages {
         dependencies.insert(name.into(), version.into());
     }
     dependencies.insert("pg".into(), PG_VERSION.into());
@@ -196,10 +250,12 @@ fn build(dir: &Path) -> Result<(), String> {
         &serde_json::to_string_pretty(&package).unwrap(),
     );
     write(&dir.join("index.js"), INDEX_JS);
-    write(
-        &dir.join("backstage.json"),
-        &format!("{{\"version\": \"{RELEASE}\"}}\n"),
-    );
+    if release.backstage_json {
+        write(
+            &dir.join("backstage.json"),
+            &format!("{{\"version\": \"{}\"}}\n", release.version),
+        );
+    }
     let out = Command::new("npm")
         .args([
             "install",
@@ -255,7 +311,7 @@ pub fn pg() -> &'static Postgres {
 /// What a backend is started with.
 #[derive(Debug, Clone, Default)]
 pub struct BackendOptions {
-    /// Package names to add (default: all of [`PACKAGES`] but the backend-defaults).
+    /// Package names to add (default: all of [`RELEASE_1_55_0`]'s packages but the backend-defaults).
     pub plugins: Option<Vec<&'static str>>,
 }
 
@@ -264,7 +320,8 @@ impl BackendOptions {
     pub fn without_techdocs() -> BackendOptions {
         BackendOptions {
             plugins: Some(
-                PACKAGES
+                RELEASE_1_55_0
+                    .packages
                     .iter()
                     .map(|(name, _)| *name)
                     .filter(|n| {
