@@ -104,18 +104,17 @@ pub async fn run_several(args: &HealthArgs, settings: &[Settings], style: &Style
         gather(args, &cluster).await
     })
     .await;
-    let (reports, outcome) = multi::collect(runs, |r: &HealthReport| {
-        if r.healthy {
-            Outcome::Ok
-        } else {
-            Outcome::Problems
-        }
-    });
-    render::emit(&render::render(&reports, style));
-    for (environment, error) in reports.failed() {
-        render::error(&format!("environment {environment}: {error}"));
-    }
-    outcome
+    multi::print(
+        runs,
+        |r: &HealthReport| {
+            if r.healthy {
+                Outcome::Ok
+            } else {
+                Outcome::Problems
+            }
+        },
+        style,
+    )
 }
 
 pub async fn run(

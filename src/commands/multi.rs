@@ -10,6 +10,7 @@ use std::future::Future;
 use super::Outcome;
 use crate::kube::{Cluster, KubeError};
 use crate::model::multi::{EnvironmentResult, PerEnvironment};
+use crate::render::{self, Report, Style};
 use crate::settings::Settings;
 
 /// Runs `body` in every environment of `settings` concurrently, connected to the environment's
@@ -79,6 +80,24 @@ pub fn collect<R, E: Display>(
         })
         .collect();
     (PerEnvironment(results), worst)
+}
+
+/// Collects the runs, prints the one document (or table) of every environment, then one
+/// `error: environment NAME: …` line per environment that could not be checked; the worst outcome.
+pub fn print<R, E: Display>(
+    runs: Vec<(String, Result<R, E>)>,
+    outcome: impl Fn(&R) -> Outcome,
+    style: &Style,
+) -> Outcome
+where
+    PerEnvironment<R>: Report,
+{
+    let (reports, worst) = collect(runs, outcome);
+    render::emit(&render::render(&reports, style));
+    for (environment, error) in reports.failed() {
+        render::error(&format!("environment {environment}: {error}"));
+    }
+    worst
 }
 
 #[cfg(test)]

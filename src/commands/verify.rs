@@ -100,18 +100,17 @@ pub async fn run_several(
             (name, result)
         }))
         .await;
-    let (reports, outcome) = multi::collect(runs, |r: &VerifyReport| {
-        if r.passed {
-            Outcome::Ok
-        } else {
-            Outcome::Problems
-        }
-    });
-    render::emit(&render::render(&reports, style));
-    for (environment, error) in reports.failed() {
-        render::error(&format!("environment {environment}: {error}"));
-    }
-    outcome
+    multi::print(
+        runs,
+        |r: &VerifyReport| {
+            if r.passed {
+                Outcome::Ok
+            } else {
+                Outcome::Problems
+            }
+        },
+        style,
+    )
 }
 
 /// Where the checks go, and the token they carry. With a URL, there; without one, through the API

@@ -182,17 +182,16 @@ pub async fn run_several(
         gather(Ok(&cluster), selector, None).await
     })
     .await;
-    let (reports, outcome) = multi::collect(runs, |_: &VersionReport| Outcome::Ok);
-    for (environment, report) in reports.done() {
-        if let Some(cause) = &report.backstage_error {
+    for (environment, run) in &runs {
+        if let Ok(VersionReport {
+            backstage_error: Some(cause),
+            ..
+        }) = run
+        {
             render::note(&format!(
                 "environment {environment}: not showing the Backstage release and packages: {cause}"
             ));
         }
     }
-    render::emit(&render::render(&reports, style));
-    for (environment, error) in reports.failed() {
-        render::error(&format!("environment {environment}: {error}"));
-    }
-    outcome
+    multi::print(runs, |_: &VersionReport| Outcome::Ok, style)
 }

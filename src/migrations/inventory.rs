@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::source::{SourceError, package_tables};
+use super::source::{SourceError, package_dirs, package_tables};
 use crate::knex::packages::MigrationTableSource;
 use crate::kube::Cluster;
 pub use crate::model::version::InstalledPackage;
@@ -105,24 +105,6 @@ pub fn local_inventory(path: &Path) -> Result<Inventory, SourceError> {
         tables,
         backstage_json,
     })
-}
-
-fn package_dirs(node_modules: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut dirs = Vec::new();
-    for entry in std::fs::read_dir(node_modules)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        if name.starts_with('@') && path.is_dir() {
-            for scoped in std::fs::read_dir(&path)? {
-                dirs.push(scoped?.path());
-            }
-        } else if !name.starts_with('.') {
-            dirs.push(path);
-        }
-    }
-    dirs.sort();
-    Ok(dirs)
 }
 
 fn read_package(dir: &Path) -> Option<InstalledPackage> {

@@ -187,22 +187,29 @@ pub(crate) fn list_files(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(names)
 }
 
-/// Every package directly under `node_modules` (and `node_modules/@scope`) that ships migrations.
-fn scan_node_modules(node_modules: &Path) -> std::io::Result<Vec<MigrationTableSource>> {
-    let mut packages = Vec::new();
+/// The folders directly under `node_modules` and its `@scope` folders (hidden ones left out), sorted:
+/// the packages the backend can load by name.
+pub(crate) fn package_dirs(node_modules: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
     for entry in std::fs::read_dir(node_modules)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
         if name.starts_with('@') && path.is_dir() {
             for scoped in std::fs::read_dir(&path)? {
-                packages.push(scoped?.path());
+                dirs.push(scoped?.path());
             }
         } else if !name.starts_with('.') {
-            packages.push(path);
+            dirs.push(path);
         }
     }
-    packages.sort();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// Every package directly under `node_modules` (and `node_modules/@scope`) that ships migrations.
+fn scan_node_modules(node_modules: &Path) -> std::io::Result<Vec<MigrationTableSource>> {
+    let packages = package_dirs(node_modules)?;
     let mut tables = Vec::new();
     for package in packages {
         tables.extend(package_tables(&package)?);
