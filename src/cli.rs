@@ -13,7 +13,7 @@ use crate::options::{AzureAuth, DivisionMode, OutputFormat, SslMode};
 #[command(
     name = "kubectl-backstage",
     bin_name = "kubectl backstage",
-    version,
+    version = crate::model::version::LONG_VERSION,
     about
 )]
 #[command(propagate_version = true, max_term_width = 110)]
@@ -129,6 +129,9 @@ pub struct EventsArgs {
 
 #[derive(Debug, Args)]
 pub struct VersionArgs {
+    /// Only this program's own version, git commit, build date and target; reads no cluster
+    #[arg(long, conflicts_with_all = ["selector", "source", "diff"])]
+    pub client: bool,
     /// Only workloads and pods matching this label selector (e.g. app.kubernetes.io/name=backstage)
     #[arg(short = 'l', long, value_name = "SELECTOR")]
     pub selector: Option<String>,

@@ -102,6 +102,13 @@ pub fn main_entry() -> ExitCode {
 /// Resolves the settings (global, then the command's own), then runs the command.
 fn run(cli: Cli) -> Result<Outcome, Error> {
     let stdout_terminal = std::io::stdout().is_terminal();
+    if let Command::Version(args) = &cli.command
+        && args.client
+    {
+        // Only this binary: no config file, kubeconfig or cluster is read.
+        let style = render::Style::for_stdout(cli.global.output, false, stdout_terminal);
+        return Ok(commands::version::client(&style));
+    }
     if EnvSelection::from_args(&cli.global)?.is_several() {
         return run_several(&cli, stdout_terminal);
     }

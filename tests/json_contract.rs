@@ -1301,3 +1301,18 @@ fn version_and_version_diff_documents() {
     );
     assert_eq!(catalog(&up)["added"], serde_json::json!(CATALOG_ADDED));
 }
+
+/// `version --client`: this binary's build, with nothing read from a cluster.
+#[test]
+fn version_client_document() {
+    let rig = Rig::incident();
+    let doc = document(|| rig.plugin(), &["version", "--client"], 0);
+    let schema = obj(vec![
+        req("kind", T::Lit("ClientVersion")),
+        req("version", T::Str),
+        req("gitCommit", T::Str),
+        req("buildDate", T::Str),
+        req("target", T::Str),
+    ]);
+    assert_contract("version --client", &schema, &[&doc], &[]);
+}

@@ -1,94 +1,37 @@
-//! `krew-manifest.yaml` is a valid krew `Plugin` for linux, darwin and windows on amd64 and arm64.
+//! `krew-manifest.yaml`, the template `scripts/package.sh` renders from, meets the krew-index rules:
+//! a valid krew `Plugin` for linux, darwin and windows on amd64 and arm64, each shipping the LICENSE.
 
-use std::collections::BTreeSet;
+#[path = "support/krew.rs"]
+mod krew;
 
-use serde_json::Value;
+use std::path::Path;
 
-fn manifest() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/krew-manifest.yaml"))
-        .unwrap();
-    serde_norway::from_str(&text).unwrap()
+fn manifest() -> serde_json::Value {
+    krew::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("krew-manifest.yaml"))
 }
 
 #[test]
-fn manifest_is_a_krew_plugin_named_backstage() {
-    let m = manifest();
-    assert_eq!(
-        m["apiVersion"],
-        "krew.googlecontainertools.github.com/v1alpha2"
-    );
-    assert_eq!(m["kind"], "Plugin");
-    assert_eq!(m["metadata"]["name"], "backstage");
-    let spec = &m["spec"];
-    assert_eq!(
-        spec["version"],
-        format!("v{}", env!("CARGO_PKG_VERSION")),
-        "manifest version follows Cargo.toml"
-    );
-    let short = spec["shortDescription"].as_str().unwrap();
-    assert!(
-        !short.is_empty() && short.len() <= 64,
-        "krew wants a short description: {short:?}"
-    );
-    assert!(spec["homepage"].as_str().unwrap().starts_with("https://"));
-    let known: BTreeSet<&str> = [
-        "version",
-        "homepage",
-        "shortDescription",
-        "description",
-        "caveats",
-        "platforms",
-    ]
-    .into();
-    for key in spec.as_object().unwrap().keys() {
-        assert!(known.contains(key.as_str()), "unknown spec field {key}");
-    }
+fn template_meets_the_krew_index_rules() {
+    krew::check_rules(&manifest());
 }
 
 #[test]
-fn every_platform_has_a_uri_a_sha256_and_the_right_binary() {
+fn template_ships_the_license_file_of_the_repo() {
     let m = manifest();
-    let platforms = m["spec"]["platforms"].as_array().unwrap();
-    let mut seen = BTreeSet::new();
-    for p in platforms {
-        let labels = &p["selector"]["matchLabels"];
-        let (os, arch) = (
-            labels["os"].as_str().unwrap(),
-            labels["arch"].as_str().unwrap(),
-        );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let license = std::fs::read_to_string(root.join("LICENSE")).unwrap();
+    assert!(license.contains("Apache License") && license.contains("Version 2.0, January 2004"));
+    for (os, arch) in [
+        ("linux", "amd64"),
+        ("darwin", "arm64"),
+        ("windows", "amd64"),
+    ] {
+        let files = krew::platform(&m, os, arch)["files"].as_array().unwrap();
         assert!(
-            seen.insert((os.to_string(), arch.to_string())),
-            "{os}/{arch} twice"
-        );
-        let bin = if os == "windows" {
-            "kubectl-backstage.exe"
-        } else {
-            "kubectl-backstage"
-        };
-        assert_eq!(p["bin"], bin, "{os}/{arch}");
-        let uri = p["uri"].as_str().unwrap();
-        assert!(
-            uri.starts_with("https://") && uri.contains(&format!("{os}_{arch}")),
-            "{uri}"
-        );
-        let sha = p["sha256"].as_str().unwrap();
-        assert!(
-            sha.len() == 64 && sha.chars().all(|c| c.is_ascii_hexdigit()),
-            "sha256 of {os}/{arch}: {sha}"
-        );
-        let files = p["files"].as_array().unwrap();
-        assert!(
-            files.iter().any(|f| f["from"] == bin),
-            "{os}/{arch} archive must ship {bin}"
-        );
-    }
-    let want: BTreeSet<(String, String)> = ["linux", "darwin", "windows"]
-        .iter()
-        .flat_map(|os| {
-            ["amd64", "arm64"]
+            files
                 .iter()
-                .map(move |arch| (os.to_string(), arch.to_string()))
-        })
-        .collect();
-    assert_eq!(seen, want);
+                .any(|f| f["from"] == "LICENSE" && f["to"] == "."),
+            "{os}/{arch}: {files:?}"
+        );
+    }
 }

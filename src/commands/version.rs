@@ -1,7 +1,8 @@
 //! `version`: each workload's image, tag kind and running digests, and the Backstage release and
 //! packages of the backend (a running pod, read with one exec, or a local tree); `version --diff A B`
 //! compares two versions. [`gather`] and [`gather_diff`] return report values and print nothing, so
-//! several environments can be gathered at once; [`run`] renders.
+//! several environments can be gathered at once; [`run`] renders. [`client`] (`version --client`) prints
+//! this binary's build information and reads nothing.
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
@@ -12,8 +13,8 @@ use crate::migrations::inventory::{self, Inventory};
 use crate::migrations::source::SourceError;
 use crate::model::release::ReleaseData;
 use crate::model::version::{
-    BackstageVersion, TreeContents, VersionDiff, VersionReport, backstage_version, version_diff,
-    workload_versions,
+    BackstageVersion, ClientVersion, TreeContents, VersionDiff, VersionReport, backstage_version,
+    version_diff, workload_versions,
 };
 use crate::options::SourceSpec;
 use crate::render::{self, Style};
@@ -139,6 +140,12 @@ pub async fn gather_diff(
         &to.tables,
         to_spec,
     ))
+}
+
+/// `version --client`: this binary's build information; reads nothing.
+pub fn client(style: &Style) -> Outcome {
+    render::emit(&render::render(&ClientVersion::this_build(), style));
+    Outcome::Ok
 }
 
 pub async fn run(

@@ -16,6 +16,44 @@ use crate::knex::model::MigrationRow;
 use crate::knex::packages::{MigrationTableSource, PluginDatabases, plugin_id_of_package};
 use crate::knex::plan::table_plan;
 
+/// `version --client` and `--version`: this binary's version, the git commit it was built from
+/// (`unknown` when built outside git without `KUBECTL_BACKSTAGE_GIT_COMMIT`), the build date (UTC,
+/// RFC 3339 full-date) and the target triple, as `build.rs` recorded them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientVersion {
+    pub kind: &'static str,
+    pub version: &'static str,
+    pub git_commit: &'static str,
+    pub build_date: &'static str,
+    pub target: &'static str,
+}
+
+impl ClientVersion {
+    /// The build information of this binary.
+    pub const fn this_build() -> ClientVersion {
+        ClientVersion {
+            kind: "ClientVersion",
+            version: env!("CARGO_PKG_VERSION"),
+            git_commit: env!("KUBECTL_BACKSTAGE_GIT_COMMIT"),
+            build_date: env!("KUBECTL_BACKSTAGE_BUILD_DATE"),
+            target: env!("KUBECTL_BACKSTAGE_TARGET"),
+        }
+    }
+}
+
+/// What `--version` prints after the program's name.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("KUBECTL_BACKSTAGE_GIT_COMMIT"),
+    ", built ",
+    env!("KUBECTL_BACKSTAGE_BUILD_DATE"),
+    ", ",
+    env!("KUBECTL_BACKSTAGE_TARGET"),
+    ")"
+);
+
 /// `version`: what runs in the namespace, and what the backend image is made of.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -4,7 +4,8 @@
 use super::{Color, Column, Report, Style, cell, table_text};
 use crate::model::multi::{EnvironmentResult, PerEnvironment};
 use crate::model::version::{
-    BackstageVersion, DiffSide, EACH_PLUGIN, RunningImage, VersionDiff, VersionReport,
+    BackstageVersion, ClientVersion, DiffSide, EACH_PLUGIN, RunningImage, VersionDiff,
+    VersionReport,
 };
 
 /// `sha256:` and the first 12 hex digits, as `docker images` shortens them.
@@ -185,6 +186,15 @@ fn release_how(b: &BackstageVersion) -> String {
             text
         }
         _ => "no backstage.json, and no package version matches a known release".into(),
+    }
+}
+
+impl Report for ClientVersion {
+    fn text(&self, _style: &Style) -> String {
+        format!(
+            "Client Version: v{}\nGit Commit:     {}\nBuild Date:     {}\nTarget:         {}\n",
+            self.version, self.git_commit, self.build_date, self.target
+        )
     }
 }
 
