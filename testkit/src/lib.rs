@@ -5,6 +5,7 @@
 mod discovery;
 mod exec;
 mod fixtures;
+mod flux;
 mod kubelet;
 mod list;
 mod logs;
