@@ -12,6 +12,7 @@ mod logs;
 mod patch;
 mod portforward;
 mod responses;
+mod rollout;
 mod router;
 mod selectors;
 mod server;

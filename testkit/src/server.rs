@@ -194,6 +194,11 @@ impl FakeApiServer {
         runtime.spawn(crate::kubelet::watch_deletions(shared.clone(), deletions));
         let flux_changes = shared.store().subscribe();
         runtime.spawn(crate::flux::controller(shared.clone(), flux_changes));
+        let deployment_changes = shared.store().subscribe();
+        runtime.spawn(crate::rollout::controller(
+            shared.clone(),
+            deployment_changes,
+        ));
         let serving = shared.clone();
         let thread = std::thread::Builder::new()
             .name("fake-apiserver".into())
