@@ -717,6 +717,8 @@ async fn run_pod(shared: Arc<Shared>, ns: String, name: String, uid: String) {
         let _ = tokio::task::spawn_blocking(move || rt.stop(&n2, &p2)).await;
         return;
     }
+    let restarts =
+        current(&shared, &ns, &name, &uid).is_some_and(|p| p["spec"]["restartPolicy"] != "Never");
     // Where exec and port-forward reach the pod; the current log.
     {
         let mut extras = shared.extras();
@@ -730,7 +732,8 @@ async fn run_pod(shared: Arc<Shared>, ns: String, name: String, uid: String) {
                 }
             }
             if let PodOutcome::Crashed { log, .. } = outcome {
-                extras.set_log(&ns, &name, &start.container, true, log);
+                // With restartPolicy Never the exited container is the current one.
+                extras.set_log(&ns, &name, &start.container, restarts, log);
             }
         }
     }
@@ -766,6 +769,14 @@ async fn run_pod(shared: Arc<Shared>, ns: String, name: String, uid: String) {
                         s["state"] = json!({"running": {"startedAt": now}});
                         s["lastState"] = json!({});
                     }
+                    PodOutcome::Crashed { exit_code, .. } if !restarts => {
+                        s["ready"] = json!(false);
+                        s["started"] = json!(false);
+                        s["restartCount"] = json!(0);
+                        s["state"] = json!({"terminated": {"exitCode": exit_code, "reason": "Error",
+                            "startedAt": now, "finishedAt": now, "containerID": cid}});
+                        s["lastState"] = json!({});
+                    }
                     PodOutcome::Crashed { exit_code, .. } => {
                         crashed.push(start.container.clone());
                         s["ready"] = json!(false);
@@ -781,7 +792,14 @@ async fn run_pod(shared: Arc<Shared>, ns: String, name: String, uid: String) {
             })
             .collect();
         p["status"]["containerStatuses"] = json!(statuses);
-        p["status"]["phase"] = json!("Running");
+        let any_crashed = outcomes
+            .iter()
+            .any(|(_, o)| matches!(o, PodOutcome::Crashed { .. }));
+        p["status"]["phase"] = json!(if any_crashed && !restarts {
+            "Failed"
+        } else {
+            "Running"
+        });
         let all_ready = outcomes
             .iter()
             .all(|(_, o)| matches!(o, PodOutcome::Ready { .. }));

@@ -223,14 +223,16 @@ fn update(
         new["metadata"]["namespace"] = json!(ns);
     }
     if status_only {
+        // Only status changes through /status; the client's resourceVersion still guards it.
         let status = new["status"].clone();
+        let rv = new["metadata"]["resourceVersion"].clone();
         new = old.clone();
         new["status"] = status;
-        if let Some(rv) = new["metadata"]["resourceVersion"]
-            .as_str()
-            .map(str::to_string)
+        new["metadata"]["resourceVersion"] = rv;
+        if new["metadata"]["resourceVersion"].is_null()
+            && let Some(m) = new["metadata"].as_object_mut()
         {
-            new["metadata"]["resourceVersion"] = json!(rv);
+            m.remove("resourceVersion");
         }
     } else if has_status_subresource(res) {
         if old["status"].is_null() {

@@ -291,3 +291,40 @@ async fn delete_collection_by_label_and_garbage_collection() {
         "configmaps is forbidden: User \"system:serviceaccount:backstage:kubectl-backstage\" cannot deletecollection resource \"configmaps\" in API group \"\" in the namespace \"backstage\""
     );
 }
+
+#[tokio::test]
+async fn status_goes_through_the_status_subresource_only() {
+    let server = FakeApiServer::start(ServerOptions::new(Fixtures::incident())).unwrap();
+    let c = client(&server).await;
+    let deploys: Api<Deployment> = Api::namespaced(c.clone(), "backstage");
+    let before = deploys.get("backstage").await.unwrap();
+    // The main endpoint ignores status.
+    let d = deploys
+        .patch(
+            "backstage",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "1"}}, "status": {"replicas": 42}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.status, before.status);
+    assert_eq!(d.metadata.labels.unwrap()["x"], "1");
+    // /status changes only status.
+    let d = deploys
+        .patch_status(
+            "backstage",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"y": "2"}}, "status": {"replicas": 42}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.status.as_ref().unwrap().replicas, Some(42));
+    assert!(!d.metadata.labels.unwrap().contains_key("y"));
+    // A stale resourceVersion on /status is a conflict.
+    let e = deploys
+        .replace_status("backstage", &PostParams::default(), &before)
+        .await
+        .map_err(api_error)
+        .unwrap_err();
+    assert_eq!((e.0, e.1.as_str()), (409, "Conflict"));
+}
