@@ -37,7 +37,9 @@ pub(crate) async fn controller(shared: Arc<Shared>, mut rx: broadcast::Receiver<
             continue;
         }
         let Some(old) = &change.old else { continue };
-        if normalized(&old["spec"]["template"]) == normalized(&change.object["spec"]["template"]) {
+        let template_same =
+            normalized(&old["spec"]["template"]) == normalized(&change.object["spec"]["template"]);
+        if template_same && old["spec"]["replicas"] == change.object["spec"]["replicas"] {
             continue;
         }
         let ns = change.object["metadata"]["namespace"]
@@ -217,7 +219,7 @@ fn start_rollout(shared: &Arc<Shared>, ns: &str, name: &str) -> Option<(Plan, Ve
     } else {
         store.create(rs_res, rs, false).ok()?
     };
-    if from != replicas {
+    if from < replicas {
         events.push((
             d.clone(),
             "deployment-controller",
@@ -225,9 +227,31 @@ fn start_rollout(shared: &Arc<Shared>, ns: &str, name: &str) -> Option<(Plan, Ve
             format!("Scaled up replica set {rs_name} from {from} to {replicas}"),
         ));
     }
-    // The missing pods.
+    // Too many pods (scaled down): the last ones by name go.
     let pods = store.list("pods", Some(ns));
-    let have = owned_by(&pods, &rs["metadata"]["uid"]).count() as i64;
+    let mut mine: Vec<Value> = owned_by(&pods, &rs["metadata"]["uid"]).cloned().collect();
+    if from > replicas {
+        events.push((
+            d.clone(),
+            "deployment-controller",
+            "ScalingReplicaSet".into(),
+            format!("Scaled down replica set {rs_name} from {from} to {replicas}"),
+        ));
+    }
+    while mine.len() as i64 > replicas {
+        let Some(extra) = mine.pop() else { break };
+        let pname = extra["metadata"]["name"].as_str().unwrap_or("").to_string();
+        if store.delete("Pod", ns, &pname).is_some() {
+            events.push((
+                rs.clone(),
+                "replicaset-controller",
+                "SuccessfulDelete".into(),
+                format!("Deleted pod: {pname}"),
+            ));
+        }
+    }
+    // The missing pods.
+    let have = mine.len() as i64;
     let mut created = Vec::new();
     let t = &rs["spec"]["template"];
     for i in 0..(replicas - have).max(0) {

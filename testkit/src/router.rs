@@ -323,6 +323,13 @@ async fn resource_request(
             let ns = target.namespace.clone().unwrap_or_default();
             crate::portforward::port_forward(shared.clone(), req, &ns, name, &query).await
         }
+        (Some(name), Some("scale")) if crate::write::has_scale(target.res) => {
+            let ns = target.namespace.clone().unwrap_or_default();
+            match shared.store().get(target.res.storage, &ns, name) {
+                Some(obj) => json_response(StatusCode::OK, &crate::write::scale_of(&obj)),
+                None => crate::responses::object_not_found(target.res, name),
+            }
+        }
         (Some(_), Some(_)) => not_found_path(),
         (name, None) => list_or_watch(shared, &target, name.as_deref(), &accept, &query, watch),
         (None, Some(_)) => not_found_path(),

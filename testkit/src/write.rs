@@ -70,6 +70,18 @@ pub(crate) async fn write(
             &content_type,
             dry_run,
         ),
+        (&Method::PATCH | &Method::PUT, Some(name), Some("scale")) if has_scale(res) => {
+            scale_write(
+                shared,
+                res,
+                &ns,
+                name,
+                &method,
+                &body,
+                &content_type,
+                dry_run,
+            )
+        }
         (&Method::DELETE, Some(name), None) => {
             delete_one(shared, res, &ns, name, &body, query, dry_run)
         }
@@ -447,4 +459,99 @@ fn delete_collection(
         "items": items,
     });
     json_response(StatusCode::OK, &list)
+}
+
+/// Kinds with a `/scale` subresource.
+pub(crate) fn has_scale(res: &Resource) -> bool {
+    matches!(res.storage, "deployments" | "replicasets" | "statefulsets") && !res.flux
+}
+
+/// The `autoscaling/v1` Scale of a Deployment, ReplicaSet or StatefulSet.
+pub(crate) fn scale_of(obj: &Value) -> Value {
+    let selector: Vec<String> = obj["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect();
+    let m = &obj["metadata"];
+    json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"],
+                     "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"]},
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector.join(",")},
+    })
+}
+
+/// PATCH or PUT of `/scale`: the new `spec.replicas` goes to the object.
+#[allow(clippy::too_many_arguments)]
+fn scale_write(
+    shared: &Arc<Shared>,
+    res: &'static Resource,
+    ns: &str,
+    name: &str,
+    method: &Method,
+    body: &[u8],
+    content_type: &str,
+    dry_run: bool,
+) -> Response<Body> {
+    let mut store = shared.store();
+    let Some(obj) = store.get(res.storage, ns, name) else {
+        return object_not_found(res, name);
+    };
+    let mut scale = scale_of(&obj);
+    if *method == Method::PUT {
+        match decode(body, content_type) {
+            Ok(v) => scale = v,
+            Err(r) => return r,
+        }
+    } else {
+        let patch: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return bad_request(&format!("error decoding patch: {e}")),
+        };
+        let applied = match content_type {
+            "application/merge-patch+json" => {
+                patch::merge_patch(&mut scale, &patch);
+                Ok(())
+            }
+            "application/strategic-merge-patch+json" => {
+                patch::strategic_merge_patch(&mut scale, &patch)
+            }
+            "application/json-patch+json" => {
+                patch::json_patch(&mut scale, &patch).map_err(|e| format!("{e:?}"))
+            }
+            _ => {
+                return status_response(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json",
+                    None,
+                );
+            }
+        };
+        if let Err(e) = applied {
+            return bad_request(&e);
+        }
+    }
+    let Some(replicas) = scale["spec"]["replicas"].as_i64().filter(|r| *r >= 0) else {
+        return invalid(
+            res,
+            name,
+            "spec.replicas: Invalid value: must be greater than or equal to 0",
+        );
+    };
+    let mut new = obj.clone();
+    new["spec"]["replicas"] = json!(replicas);
+    let rv = scale["metadata"]["resourceVersion"].clone();
+    new["metadata"]["resourceVersion"] = if rv.is_null() {
+        obj["metadata"]["resourceVersion"].clone()
+    } else {
+        rv
+    };
+    match store.update(res, new, dry_run) {
+        Ok(stored) => json_response(StatusCode::OK, &scale_of(&stored)),
+        Err(e) => write_error(res, e),
+    }
 }

@@ -446,3 +446,45 @@ fn a_progress_deadline_fails_rollout_status() {
         "error: deployment \"backstage\" exceeded its progress deadline\n"
     );
 }
+
+#[test]
+fn kubectl_scale_goes_through_the_scale_subresource() {
+    let (server, k, runtime, _root) = rig(&[]);
+    k.ok(&[
+        "set",
+        "image",
+        "deployment/backstage",
+        &format!("backstage={NEW}"),
+    ]);
+    k.ok(&["rollout", "status", "deployment/backstage", "--timeout=60s"]);
+    let rs = pods(&k)[0].1.clone();
+    assert_eq!(
+        k.ok(&["scale", "deployment/backstage", "--replicas=3"]),
+        "deployment.apps/backstage scaled\n"
+    );
+    assert!(server.requests().iter().any(|r| r.method == "PATCH"
+        && r.path == "/apis/apps/v1/namespaces/backstage/deployments/backstage/scale"));
+    k.ok(&["rollout", "status", "deployment/backstage", "--timeout=60s"]);
+    wait_until("three ready pods", || {
+        let p = pods(&k);
+        p.len() == 3 && p.iter().all(|(_, o, s)| *o == rs && s == "Running")
+    });
+    k.ok(&["scale", "deployment/backstage", "--replicas=1"]);
+    wait_until("one pod", || pods(&k).len() == 1);
+    k.ok(&["rollout", "status", "deployment/backstage", "--timeout=60s"]);
+    let d = server.get("Deployment", "backstage", "backstage").unwrap();
+    assert_eq!(d["spec"]["replicas"], 1);
+    assert_eq!(d["status"]["replicas"], 1);
+    assert_eq!(d["status"]["readyReplicas"], 1);
+    wait_until("two runtimes stopped", || {
+        runtime.stopped.lock().unwrap().len() == 2
+    });
+    let scale: Value = serde_json::from_str(&k.ok(&[
+        "get",
+        "--raw",
+        "/apis/apps/v1/namespaces/backstage/deployments/backstage/scale",
+    ]))
+    .unwrap();
+    assert_eq!(scale["spec"]["replicas"], 1);
+    assert_eq!(scale["kind"], "Scale");
+}
