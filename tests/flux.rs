@@ -5,8 +5,35 @@
 #[path = "support/rig.rs"]
 mod rig;
 
-use rig::{Rig, json, run};
+use kubectl_backstage::kube::Cluster;
+use kubectl_backstage::kube::flux::annotate_suspended_flux;
+use kubectl_backstage::model::flux::{
+    FluxKind, FluxObjectRef, SUSPENDED_ANNOTATION, parse_suspended_annotation,
+};
+use kubectl_backstage::settings::{ClusterSettings, KubeconfigSource};
+use rig::{Rig, json, run, stdout_of};
 use serde_json::{Value, json};
+
+async fn cluster(rig: &Rig) -> Cluster {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Cluster::connect(&ClusterSettings {
+        kubeconfig: KubeconfigSource::Explicit(rig.kubeconfig.clone()),
+        context: None,
+        namespace: None,
+        request_timeout: Some(std::time::Duration::from_secs(30)),
+    })
+    .await
+    .unwrap()
+}
+
+/// What the real kubectl reads at a JSONPath of one object.
+fn kubectl_jsonpath(rig: &Rig, args: &[&str], path: &str) -> String {
+    let mut cmd = rig.kubectl();
+    cmd.args(["get"])
+        .args(args)
+        .arg(format!("-o=jsonpath={path}"));
+    stdout_of(cmd)
+}
 
 /// Puts Flux's labels on a Deployment of the incident fixtures.
 fn label(rig: &Rig, deployment: &str, labels: Value) {
@@ -110,4 +137,51 @@ fn labels_on_a_cluster_without_flux_name_the_release_and_change_nothing_else() {
     let (code, out, _) = run(rig.plugin().arg("version"));
     assert_eq!(code, 0);
     assert!(out.contains(&format!("\n{line}\n")), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suspended_flux_annotation_is_written_read_back_and_removed() {
+    let rig = Rig::incident();
+    let cluster = cluster(&rig).await;
+    let suspended = vec![
+        FluxObjectRef::new(FluxKind::HelmRelease, "flux-system", "backstage"),
+        FluxObjectRef::new(FluxKind::ImageUpdateAutomation, "flux-system", "portal"),
+    ];
+    annotate_suspended_flux(&cluster, "backstage", &suspended)
+        .await
+        .unwrap();
+    let stored = rig
+        .server
+        .get("Deployment", "backstage", "backstage")
+        .unwrap();
+    let value = stored["metadata"]["annotations"][SUSPENDED_ANNOTATION]
+        .as_str()
+        .expect("annotation stored")
+        .to_string();
+    assert_eq!(
+        value,
+        "HelmRelease/flux-system/backstage,ImageUpdateAutomation/flux-system/portal"
+    );
+    assert_eq!(parse_suspended_annotation(&value), Ok(suspended));
+    // The other annotations are kept (a merge patch).
+    assert_eq!(
+        stored["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "7"
+    );
+    let path = "{.metadata.annotations.kubectl-backstage\\.io/suspended-flux}";
+    let args = ["deployment", "backstage", "-n", "backstage"];
+    assert_eq!(kubectl_jsonpath(&rig, &args, path), value);
+
+    annotate_suspended_flux(&cluster, "backstage", &[])
+        .await
+        .unwrap();
+    let stored = rig
+        .server
+        .get("Deployment", "backstage", "backstage")
+        .unwrap();
+    assert_eq!(
+        stored["metadata"]["annotations"].get(SUSPENDED_ANNOTATION),
+        None
+    );
+    assert_eq!(kubectl_jsonpath(&rig, &args, path), "");
 }
