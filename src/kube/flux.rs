@@ -145,15 +145,38 @@ pub async fn read_flux(cluster: &Cluster, deployments: &[Deployment]) -> Option<
     }
     let mut reads = FluxReads::default();
 
-    // Each manager kind once per namespace.
+    // Each manager kind once per namespace; image policies and automations near the workloads, their
+    // managers and in flux-system, with the repositories there — all at once.
     let wanted: BTreeSet<(FluxKind, String)> = managers
         .keys()
         .map(|m| (m.kind, m.namespace.clone()))
         .collect();
-    let lists = futures::future::join_all(wanted.iter().map(|(kind, namespace)| async move {
-        (*kind, namespace, list_kind(cluster, *kind, namespace).await)
-    }))
-    .await;
+    let namespaces = image_namespaces(&cluster.namespace, managers.keys());
+    let (mut policy_notes, mut automation_notes, mut repository_notes) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let (lists, policies, automations, mut repositories) = tokio::join!(
+        futures::future::join_all(wanted.iter().map(|(kind, namespace)| async move {
+            (*kind, namespace, list_kind(cluster, *kind, namespace).await)
+        })),
+        list_each(
+            cluster,
+            FluxKind::ImagePolicy,
+            &namespaces,
+            &mut policy_notes
+        ),
+        list_each(
+            cluster,
+            FluxKind::ImageUpdateAutomation,
+            &namespaces,
+            &mut automation_notes
+        ),
+        list_each(
+            cluster,
+            FluxKind::ImageRepository,
+            &namespaces,
+            &mut repository_notes
+        ),
+    );
     let lists: BTreeMap<(FluxKind, &String), Read<Vec<Value>>> = lists
         .into_iter()
         .map(|(kind, namespace, read)| {
@@ -166,39 +189,25 @@ pub async fn read_flux(cluster: &Cluster, deployments: &[Deployment]) -> Option<
             Some(Read::Found(items)) => items
                 .iter()
                 .find(|o| {
-                    o.pointer("/metadata/name").and_then(Value::as_str) == Some(&reference.name)
+                    o.pointer("/metadata/name").and_then(Value::as_str)
+                        == Some(reference.name.as_str())
                 })
                 .cloned()
                 .map_or(Read::NotFound, Read::Found),
-            Some(other) => match other {
-                Read::Forbidden => Read::Forbidden,
-                Read::Failed(m) => Read::Failed(m.clone()),
-                _ => Read::NotServed,
-            },
-            None => Read::NotServed,
+            Some(Read::Forbidden) => Read::Forbidden,
+            Some(Read::Failed(m)) => Read::Failed(m.clone()),
+            Some(Read::NotFound | Read::NotServed) | None => Read::NotServed,
         };
         reads.managers.insert(reference.clone(), read);
     }
+    reads.notes.extend(
+        policy_notes
+            .into_iter()
+            .chain(automation_notes)
+            .chain(repository_notes),
+    );
 
-    // Image automation: policies and automations near the workloads, their managers and in
-    // flux-system; repositories there and wherever a policy points.
-    let namespaces = image_namespaces(&cluster.namespace, managers.keys());
-    let mut notes = Vec::new();
-    let (policies, automations, mut repositories) = {
-        let (mut n1, mut n2, mut n3) = (Vec::new(), Vec::new(), Vec::new());
-        let (p, a, r) = tokio::join!(
-            list_each(cluster, FluxKind::ImagePolicy, &namespaces, &mut n1),
-            list_each(
-                cluster,
-                FluxKind::ImageUpdateAutomation,
-                &namespaces,
-                &mut n2
-            ),
-            list_each(cluster, FluxKind::ImageRepository, &namespaces, &mut n3),
-        );
-        notes.extend(n1.into_iter().chain(n2).chain(n3));
-        (p, a, r)
-    };
+    // A policy may point at a repository in a namespace not read yet.
     let elsewhere: BTreeSet<String> = policies
         .iter()
         .filter_map(|p| {
@@ -209,10 +218,16 @@ pub async fn read_flux(cluster: &Cluster, deployments: &[Deployment]) -> Option<
         })
         .collect();
     if !elsewhere.is_empty() {
-        repositories
-            .extend(list_each(cluster, FluxKind::ImageRepository, &elsewhere, &mut notes).await);
+        repositories.extend(
+            list_each(
+                cluster,
+                FluxKind::ImageRepository,
+                &elsewhere,
+                &mut reads.notes,
+            )
+            .await,
+        );
     }
-    reads.notes.extend(notes);
     reads.policies = policies;
     reads.automations = automations;
     reads.repositories = repositories;
