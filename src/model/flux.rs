@@ -369,6 +369,23 @@ impl FluxReport {
             .find(|m| m.workloads.contains(&workload))
     }
 
+    /// What to suspend so that Flux leaves one Deployment (by name) alone: its HelmRelease or
+    /// Kustomization and the ImageUpdateAutomations that follow its images, those not suspended yet,
+    /// in that order. Empty when Flux does not manage it or everything is suspended already. A manager
+    /// that could not be read is included (whether it is suspended is unknown).
+    pub fn to_suspend(&self, deployment: &str) -> Vec<FluxObjectRef> {
+        let manager = self
+            .manager_of(deployment)
+            .filter(|m| m.suspended != Some(true))
+            .map(FluxManager::reference);
+        let automations = self
+            .automations_of(deployment)
+            .into_iter()
+            .filter(|a| !a.suspended)
+            .map(AutomationView::reference);
+        manager.into_iter().chain(automations).collect()
+    }
+
     /// The ImageUpdateAutomations that follow an image of one Deployment (by name), each once.
     pub fn automations_of(&self, deployment: &str) -> Vec<&AutomationView> {
         let workload = format!("deployment/{deployment}");
@@ -926,6 +943,19 @@ spec:
                 },
             ]
         );
+        assert_eq!(
+            report
+                .to_suspend("backstage")
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [
+                "HelmRelease/flux-system/backstage",
+                "ImageUpdateAutomation/flux-system/all"
+            ],
+            "the manager (not read here: suspended unknown) and the automation not suspended yet"
+        );
+        assert_eq!(report.to_suspend("backstage-pr-1234"), vec![]);
         let automations: Vec<String> = report
             .automations_of("backstage")
             .iter()
