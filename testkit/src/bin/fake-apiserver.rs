@@ -40,6 +40,9 @@ struct Args {
     /// Cap every list page at this many items.
     #[arg(long)]
     max_page: Option<usize>,
+    /// Serve the Flux kinds (HelmRelease, Kustomization, image automation).
+    #[arg(long)]
+    flux: bool,
     /// Delay every response by this many milliseconds.
     #[arg(long)]
     latency_ms: Option<u64>,
@@ -95,6 +98,7 @@ fn main() -> anyhow::Result<()> {
         forbidden,
         latency: args.latency_ms.map(Duration::from_millis),
         max_page: args.max_page,
+        flux: args.flux,
         ..Default::default()
     })?;
     let token = args.token.as_deref().unwrap_or("fake-token");
