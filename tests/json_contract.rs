@@ -9,6 +9,8 @@
 //! not only `null`), so a schema cannot silently describe fields the fixtures never produce; the few
 //! that the fixtures cannot produce are named in each test.
 
+#[path = "support/flux_rig.rs"]
+mod flux_rig;
 #[path = "support/npm.rs"]
 mod npm;
 #[path = "support/plugin_dbs.rs"]
@@ -492,12 +494,20 @@ fn health_document() {
         "$.findings[].diagnosis<pluginStartup>.plugin",
         "$.findings[].diagnosis<pluginStartup>.cause",
     ];
-    let never = and_flux(&never, "$");
+    // A namespace Flux manages, and one whose image policies cannot be read.
+    let flux = {
+        let rig = flux_rig::flux_rig(&[]);
+        document(|| rig.plugin(), &["health"], 1)
+    };
+    let forbidden = {
+        let rig = flux_rig::flux_rig(&[("list", "imagepolicies")]);
+        document(|| rig.plugin(), &["health"], 1)
+    };
     assert_contract(
         "health",
         &health_schema(),
-        &[&doc, &degraded],
-        &strs(&never),
+        &[&doc, &degraded, &flux, &forbidden],
+        &never,
     );
     for severity in doc["findings"].as_array().unwrap() {
         assert!(
@@ -1349,12 +1359,19 @@ fn version_and_version_diff_documents() {
         "$.workloads[].tagKind<other>.kind",
         "$.backstage.inference.alsoMatching[]",
     ];
-    let never = and_flux(&never, "$");
+    let flux = {
+        let rig = flux_rig::flux_rig(&[("list", "imagepolicies")]);
+        document(|| rig.plugin(), &["version"], 0)
+    };
+    let flux_everything = {
+        let rig = flux_rig::flux_rig(&[]);
+        document(|| rig.plugin(), &["version"], 0)
+    };
     assert_contract(
         "version",
         &version_schema(),
-        &[&unread, &from_pod, &from_dir],
-        &strs(&never),
+        &[&unread, &from_pod, &from_dir, &flux, &flux_everything],
+        &never,
     );
     let (o, n) = (older.to_str().unwrap(), newer.to_str().unwrap());
     let down = document(|| rig.plugin(), &["version", "--diff", "pod", o], 1);
