@@ -447,3 +447,58 @@ fn several_environments_each_say_who_manages_them() {
     assert_eq!(docs[0]["flux"]["managers"].as_array().unwrap().len(), 2);
     assert_eq!(docs[1]["flux"], Value::Null);
 }
+
+/// The writes are what Flux acts on: with the fake's Flux controller simulation on, an image set by
+/// hand while the HelmRelease is suspended is set back once `set_suspended(…, false)` resumes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_lets_flux_set_the_image_back() {
+    let rig = flux_rig(&[]);
+    let wanted = "hmctspublic.azurecr.io/backstage/backstage:prod-5f3c2a1-20261122110000";
+    let by_hand = "hmctspublic.azurecr.io/backstage/backstage:prod-1a2b3c4-20261101090000";
+    rig.server.set_flux_desired_image(
+        "HelmRelease",
+        "flux-system",
+        "backstage",
+        "backstage",
+        wanted,
+    );
+    rig.server.flux_reconciles(true);
+    let cluster = cluster(&rig).await;
+    let release = FluxObjectRef::new(FluxKind::HelmRelease, "flux-system", "backstage");
+    assert!(set_suspended(&cluster, &release, true).await.unwrap());
+    let mut set = rig.kubectl();
+    set.args([
+        "set",
+        "image",
+        "deployment/backstage",
+        &format!("backstage={by_hand}"),
+        "-n",
+        "backstage",
+    ]);
+    stdout_of(set);
+    let image = || {
+        rig.server
+            .get("Deployment", "backstage", "backstage")
+            .unwrap()["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(image(), by_hand);
+
+    assert!(!set_suspended(&cluster, &release, false).await.unwrap());
+    // Flux reconciles the resumed release; wait for it (bounded, so a broken rig fails, not hangs).
+    let mut reverted = false;
+    for _ in 0..200 {
+        if image() == wanted {
+            reverted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        reverted,
+        "the resumed HelmRelease set the image back: {}",
+        image()
+    );
+}
