@@ -97,6 +97,13 @@ async fn list_kind(cluster: &Cluster, kind: FluxKind, namespace: &str) -> Read<V
             }
             Err(KubeError::Api { code: 404, .. }) => continue,
             Err(KubeError::Forbidden { .. }) => return Read::Forbidden,
+            // The note names the verb, resource and namespace already; keep only the cause.
+            Err(KubeError::Api { code, message, .. }) => {
+                return Read::Failed(format!("{message} ({code})"));
+            }
+            Err(KubeError::Timeout { after, .. }) => {
+                return Read::Failed(format!("timed out after {after:?}"));
+            }
             Err(e) => return Read::Failed(e.to_string()),
         }
     }
