@@ -144,7 +144,7 @@ pub struct DbPlanReport {
     pub databases: Vec<DatabasePlan>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DatabasePlan {
     pub plugin: String,
