@@ -4,6 +4,7 @@
 pub mod db;
 mod env;
 mod events;
+pub mod guided;
 mod health;
 mod json;
 mod messages;

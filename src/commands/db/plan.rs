@@ -15,6 +15,31 @@ pub async fn run(
     target: &LoadedSource,
     style: &Style,
 ) -> Result<Outcome, DbCommandError> {
+    let plans = plans(databases, plugins, target).await?;
+    let rollback_needed = plans
+        .iter()
+        .flat_map(|p| &p.tables)
+        .any(TablePlan::needs_rollback);
+    let report = DbPlanReport {
+        kind: "DbPlan",
+        to: target.name.clone(),
+        rollback_needed,
+        databases: plans,
+    };
+    render::emit(&render::render(&report, style));
+    Ok(if rollback_needed {
+        Outcome::Problems
+    } else {
+        Outcome::Ok
+    })
+}
+
+/// The plan of every selected plugin database (all with no `plugins`) against `target`'s files.
+pub async fn plans(
+    databases: &Databases,
+    plugins: &[String],
+    target: &LoadedSource,
+) -> Result<Vec<DatabasePlan>, DbCommandError> {
     let targets = databases.selected(plugins).await?;
     let read = databases.read_all(&targets).await?;
     let mut plans = Vec::new();
@@ -43,20 +68,5 @@ pub async fn run(
         }
         plans.push(plan);
     }
-    let rollback_needed = plans
-        .iter()
-        .flat_map(|p| &p.tables)
-        .any(TablePlan::needs_rollback);
-    let report = DbPlanReport {
-        kind: "DbPlan",
-        to: target.name.clone(),
-        rollback_needed,
-        databases: plans,
-    };
-    render::emit(&render::render(&report, style));
-    Ok(if rollback_needed {
-        Outcome::Problems
-    } else {
-        Outcome::Ok
-    })
+    Ok(plans)
 }
