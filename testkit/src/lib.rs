@@ -5,8 +5,10 @@
 mod discovery;
 mod exec;
 mod fixtures;
+mod kubelet;
 mod list;
 mod logs;
+mod patch;
 mod portforward;
 mod responses;
 mod router;
@@ -18,6 +20,7 @@ mod time;
 mod tls;
 mod watch;
 mod websocket;
+mod write;
 
 pub use fixtures::{Fixtures, INCIDENT_PODS, LogKey, incident_dir};
 pub use responses::status_object;
