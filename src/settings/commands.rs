@@ -298,10 +298,18 @@ fn table(table: Option<&str>) -> Result<Option<String>, SettingsError> {
         .transpose()
 }
 
-/// A source flag: `pod`, `pod:NAME`, or a folder that must exist.
+/// A source flag: `pod`, `pod:NAME`, `image:REF` (a valid reference), or a folder that must exist.
 fn source(flag: &'static str, text: &str) -> Result<SourceSpec, SettingsError> {
     match SourceSpec::parse(text) {
         SourceSpec::Dir(path) => folder(flag, &path),
+        SourceSpec::Image(reference) => match crate::options::check_image_reference(&reference) {
+            Ok(()) => Ok(SourceSpec::Image(reference)),
+            Err(message) => Err(SettingsError::BadImage {
+                flag,
+                reference: crate::model::text::escape_control(&reference),
+                message,
+            }),
+        },
         pod => Ok(pod),
     }
 }
@@ -442,7 +450,7 @@ mod tests {
             resolve(&["plan", "--to", "/no/such/folder"])
                 .unwrap_err()
                 .to_string(),
-            "--to /no/such/folder: not a folder (a source is pod, pod:NAME or a folder)"
+            "--to /no/such/folder: not a folder (a source is pod, pod:NAME, image:REF or a folder)"
         );
         assert_eq!(
             resolve(&["status", "--source", "pod:backstage-1"]).unwrap(),
