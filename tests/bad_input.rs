@@ -556,18 +556,18 @@ fn rows(ctx: &Ctx) -> Vec<Row> {
         row("db: rollback with the pod runner and no cluster").db(ctx, &["rollback", "--plugin", "catalog", "--last-batch", "--yes"])
             .first("error: --runner pod needs the cluster (cannot read kubeconfig {dir}/home/.kube/config: No such file or directory (os error 2)); or use --runner local --source DIR"),
         row("db: status --source that does not exist").db(ctx, &["status", "--source", "{dir}/nowhere"])
-            .first("error: --source {dir}/nowhere: not a folder (a source is pod, pod:NAME or a folder)"),
+            .first("error: --source {dir}/nowhere: not a folder (a source is pod, pod:NAME, image:REF or a folder)"),
         row("db: plan --to that does not exist").db(ctx, &["plan", "--to", "{dir}/nowhere"])
-            .first("error: --to {dir}/nowhere: not a folder (a source is pod, pod:NAME or a folder)"),
+            .first("error: --to {dir}/nowhere: not a folder (a source is pod, pod:NAME, image:REF or a folder)"),
         // ---- version ----
         row("version: --source that does not exist").args(&["version", "--source", "{dir}/nowhere"])
-            .first("error: --source {dir}/nowhere: not a folder (a source is pod, pod:NAME or a folder)"),
+            .first("error: --source {dir}/nowhere: not a folder (a source is pod, pod:NAME, image:REF or a folder)"),
         row("version: --source a folder without node_modules").args(&["version", "--source", "{dir}"])
             .first("error: --source {dir}: has no node_modules: name a checkout with installed dependencies, or its node_modules"),
         row("version: --source env:NAME").args(&["version", "--source", "env:ptl"])
             .first("error: --source env:ptl: env:NAME is for --diff; to see another environment use -e NAME"),
         row("version: --diff side that does not exist").args(&["version", "--diff", "pod", "{dir}/nowhere"])
-            .first("error: --diff {dir}/nowhere: not a folder (a source is pod, pod:NAME or a folder)"),
+            .first("error: --diff {dir}/nowhere: not a folder (a source is pod, pod:NAME, image:REF or a folder)"),
         row("version: --diff with an unknown environment").args(&["version", "--diff", "pod", "env:nope"])
             .first("error: unknown environment \"nope\"; configured environments: none (see `kubectl backstage env list`)"),
         row("version: --diff with one side").args(&["version", "--diff", "pod"])

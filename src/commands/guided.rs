@@ -40,11 +40,6 @@ pub enum GuidedError {
     Refused(#[from] Refusal),
     #[error(transparent)]
     NotConfirmed(#[from] confirm::NotConfirmed),
-    /// No way yet to read an image's files without a checkout.
-    #[error(
-        "reading the files of image {image} needs a preflight pod, which this build cannot start yet; pass --source DIR with a checkout or node_modules of that image's version"
-    )]
-    NoImageSource { image: String },
 }
 
 pub async fn run(
@@ -71,18 +66,26 @@ async fn run_with(
     let deployment = cluster.backstage_deployment().await?;
 
     // 1. Preflight: the target's files and the plan of every plugin database.
-    let target = match &guided.source {
-        Some(spec) => source::load(spec, Ok(cluster), &[], None)
-            .await
-            .map_err(DbCommandError::from)?,
-        None => {
-            return Err(GuidedError::NoImageSource {
-                image: guided.image.clone(),
-            });
-        }
-    };
-    let plans = crate::commands::db::plan::plans(databases, &[], &target).await?;
-    let warnings = Vec::new();
+    let spec = guided
+        .source
+        .clone()
+        .unwrap_or_else(|| SourceSpec::Image(guided.image.clone()));
+    let target = source::load(
+        &spec,
+        Ok(cluster),
+        &[],
+        None,
+        &crate::render::preflight_progress,
+    )
+    .await
+    .map_err(DbCommandError::from)?;
+    let (plans, mut warnings) =
+        crate::commands::db::plan::plans(databases, &[], &target, Some(cluster)).await?;
+    if direction == crate::model::guided::Direction::Rollback {
+        // Reversibility matters for what will run; a rollback runs none of the target's migrations
+        // that the databases lack only if there are any, which the plan shows.
+        warnings.retain(|w| !w.starts_with("could not check"));
+    }
 
     // 2. Who manages the Deployment.
     let flux: Option<FluxManager> = None;
@@ -324,9 +327,15 @@ async fn undo_migrations(
     }
     if runner_source.is_none() {
         // The newest running, ready pod: the newer code, whose files applied these migrations.
-        let loaded = source::load(&SourceSpec::Pod(None), Ok(cluster), &[], None)
-            .await
-            .map_err(|e| format!("no pod of the newer version to run Knex in: {e}"))?;
+        let loaded = source::load(
+            &SourceSpec::Pod(None),
+            Ok(cluster),
+            &[],
+            None,
+            &crate::render::preflight_progress,
+        )
+        .await
+        .map_err(|e| format!("no pod of the newer version to run Knex in: {e}"))?;
         *runner_source = Some(loaded);
     }
     let runner_source = runner_source.as_ref().expect("loaded above");

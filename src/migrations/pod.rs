@@ -226,13 +226,23 @@ pub async fn pod_inventory(
     })
 }
 
-type Extra = (Vec<InstalledPackage>, Option<BackstageJson>);
+pub(crate) type Extra = (Vec<InstalledPackage>, Option<BackstageJson>);
 
 async fn pod_listing(
     cluster: &Cluster,
     named: Option<&str>,
 ) -> Result<(PodFiles, Extra), PodSourceError> {
     let (pod, container) = choose_pod(cluster, named).await?;
+    listing_in(cluster, pod, container).await
+}
+
+/// Runs the listing script in one container (one exec): its migration files, packages and
+/// `backstage.json`.
+pub(crate) async fn listing_in(
+    cluster: &Cluster,
+    pod: String,
+    container: String,
+) -> Result<(PodFiles, Extra), PodSourceError> {
     let command = vec!["node".to_string(), "-e".to_string(), list_script()];
     let output = cluster
         .exec(&pod, Some(&container), &command, None)

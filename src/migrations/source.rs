@@ -17,8 +17,17 @@ pub enum SourceError {
     Local { path: PathBuf, message: String },
     #[error(transparent)]
     Pod(#[from] super::pod::PodSourceError),
+    #[error(transparent)]
+    Image(#[from] super::image::ImageSourceError),
     #[error("reading migration files from a pod needs the cluster: {0}")]
     NoCluster(String),
+}
+
+impl SourceError {
+    /// Ctrl-C stopped an `image:REF` read (exit 130).
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, SourceError::Image(e) if e.is_interrupted())
+    }
 }
 
 pub use crate::options::SourceSpec;
@@ -34,25 +43,47 @@ pub enum SourcePlace {
         container: String,
         cwd: String,
     },
+    /// An image read in a preflight pod that has been deleted since: nothing runs there any more.
+    Image { image: String },
 }
 
 /// The migration files of one version of Backstage, and where they are.
 #[derive(Debug)]
 pub struct LoadedSource {
-    /// `dir:/path` or `pod:NAME`, as reports name it.
+    /// `dir:/path`, `pod:NAME` or `image:REF`, as reports name it.
     pub name: String,
     pub tables: Vec<MigrationTableSource>,
     pub place: SourcePlace,
+    /// What each file's `down` is, when it was checked while the files were at hand (an image's,
+    /// in its preflight pod); other sources are checked on demand where they are.
+    pub downs: Option<super::reversibility::DownChecks>,
 }
 
-/// Reads a source. `plugins` and `table` place a bare migrations folder.
+/// Reads a source. `plugins` and `table` place a bare migrations folder; `progress` hears how an
+/// `image:REF` preflight pod is doing.
 pub async fn load(
     spec: &SourceSpec,
     cluster: Result<&crate::kube::Cluster, &crate::kube::KubeError>,
     plugins: &[String],
     table: Option<&str>,
+    progress: &dyn Fn(super::image::ProgressEvent),
 ) -> Result<LoadedSource, SourceError> {
     match spec {
+        SourceSpec::Image(image) => {
+            let cluster = cluster.map_err(|e| SourceError::NoCluster(e.to_string()))?;
+            let read = super::image::image_inventory(cluster, image, progress).await?;
+            if let Some(cause) = &read.downs_error {
+                tracing::warn!(%cause, "the migrations' down() could not be checked");
+            }
+            Ok(LoadedSource {
+                name: read.inventory.source,
+                tables: read.inventory.tables,
+                place: SourcePlace::Image {
+                    image: image.clone(),
+                },
+                downs: read.downs,
+            })
+        }
         SourceSpec::Dir(path) => {
             let local = LocalSource::new(path.clone(), plugins, table);
             // A node_modules tree is thousands of directory reads: off the runtime, which also
@@ -64,6 +95,7 @@ pub async fn load(
                     place: SourcePlace::Local {
                         cwd: local.knex_cwd(),
                     },
+                    downs: None,
                 })
             })
             .await
@@ -83,6 +115,7 @@ pub async fn load(
                     container: files.container,
                     cwd: files.cwd,
                 },
+                downs: None,
             })
         }
     }

@@ -441,6 +441,7 @@ mod tests {
                 upgrade: upgrade.iter().map(|s| s.to_string()).collect(),
                 rollback: rollback.iter().map(|s| s.to_string()).collect(),
                 commands: Vec::new(),
+                upgrade_checks: Vec::new(),
             }],
             not_in_target: Vec::new(),
         }

@@ -23,6 +23,7 @@ impl Report for GuidedReport {
             to: self.source.clone(),
             rollback_needed: false,
             databases: self.plan.clone(),
+            warnings: Vec::new(),
         };
         out.push_str(&plan.text(style));
         for warning in &self.warnings {
