@@ -23,6 +23,7 @@ mod websocket;
 mod write;
 
 pub use fixtures::{Fixtures, INCIDENT_PODS, LogKey, incident_dir};
+pub use kubelet::{NODE, PodOutcome, PodRuntime, PodStart, image_id};
 pub use responses::status_object;
 pub use selectors::{FieldSelector, LabelSelector};
 pub use server::{FakeApiServer, RecordedRequest, ServerOptions};

@@ -169,7 +169,12 @@ fn create(
     }
     let created = shared.store().create(res, obj, dry_run);
     match created {
-        Ok(obj) => json_response(StatusCode::CREATED, &crate::list::present(res, obj)),
+        Ok(obj) => {
+            if res.storage == "pods" && !dry_run {
+                crate::kubelet::spawn_pod(shared, &obj);
+            }
+            json_response(StatusCode::CREATED, &crate::list::present(res, obj))
+        }
         Err(e) => write_error(res, e),
     }
 }
