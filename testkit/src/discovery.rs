@@ -259,3 +259,85 @@ pub(crate) fn version() -> Value {
         "platform": "linux/amd64"
     })
 }
+
+/// `/openapi/v3`: where each group version's OpenAPI v3 document is.
+pub(crate) fn openapi_root() -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut gvs: Vec<(&str, &str)> = RESOURCES.iter().map(|r| (r.group, r.version)).collect();
+    gvs.dedup();
+    for (g, v) in gvs {
+        let p = if g.is_empty() {
+            format!("api/{v}")
+        } else {
+            format!("apis/{g}/{v}")
+        };
+        let url = format!(
+            "/openapi/v3/{p}?hash={}",
+            crate::fixtures::fake_uid(&p, 3)
+                .replace('-', "")
+                .to_uppercase()
+        );
+        paths.insert(p, json!({"serverRelativeURL": url}));
+    }
+    json!({"paths": paths})
+}
+
+/// The OpenAPI v3 document of one group version: only the operations (with their
+/// `x-kubernetes-group-version-kind` and query parameters), which is what kubectl reads to learn
+/// that the server validates fields itself (`fieldValidation`), so it skips client-side validation.
+pub(crate) fn openapi_group_version(group: &str, version: &str) -> Option<Value> {
+    let mut paths = serde_json::Map::new();
+    let params = |names: &[&str]| -> Value {
+        names
+            .iter()
+            .map(|n| json!({"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": true}}))
+            .collect()
+    };
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
+        let base = if group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{group}/{version}")
+        };
+        let collection = if r.namespaced {
+            format!("{base}/namespaces/{{namespace}}/{}", r.plural)
+        } else {
+            format!("{base}/{}", r.plural)
+        };
+        let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+        let op = |action: &str, names: &[&str]| {
+            json!({"operationId": format!("{action}{}", r.kind), "x-kubernetes-action": action,
+                   "x-kubernetes-group-version-kind": gvk, "parameters": params(names),
+                   "responses": {"200": {"description": "OK"}}})
+        };
+        paths.insert(
+            collection.clone(),
+            json!({
+                "get": op("list", &["labelSelector", "fieldSelector", "limit", "continue", "watch"]),
+                "post": op("post", &["dryRun", "fieldManager", "fieldValidation"]),
+                "delete": op("deletecollection", &["labelSelector", "fieldSelector", "dryRun", "gracePeriodSeconds", "propagationPolicy"]),
+            }),
+        );
+        paths.insert(
+            format!("{collection}/{{name}}"),
+            json!({
+                "get": op("get", &[]),
+                "put": op("put", &["dryRun", "fieldManager", "fieldValidation"]),
+                "patch": op("patch", &["dryRun", "fieldManager", "fieldValidation", "force"]),
+                "delete": op("delete", &["dryRun", "gracePeriodSeconds", "propagationPolicy"]),
+            }),
+        );
+    }
+    if paths.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.32.6"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }))
+}

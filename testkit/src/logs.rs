@@ -48,6 +48,13 @@ pub(crate) fn pod_log(shared: &Shared, ns: &str, name: &str, query: &Query) -> R
         .extras()
         .log(ns, name, &container, previous)
         .map(str::to_string);
+    // A log file a pod runtime named (a real process's output), read as it is now.
+    let text = match text {
+        None if !previous => crate::server::lock(&shared.kubelet)
+            .log_file(ns, name, &container)
+            .map(|f| std::fs::read_to_string(f).unwrap_or_default()),
+        t => t,
+    };
     let status = pod["status"]["containerStatuses"]
         .as_array()
         .into_iter()

@@ -133,6 +133,17 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             Some(list) => json_response(StatusCode::OK, &list),
             None => not_found_path(),
         },
+        ["openapi", "v3"] => json_response(StatusCode::OK, &discovery::openapi_root()),
+        ["openapi", "v3", "api", version] => match discovery::openapi_group_version("", version) {
+            Some(doc) => json_response(StatusCode::OK, &doc),
+            None => not_found_path(),
+        },
+        ["openapi", "v3", "apis", group, version] => {
+            match discovery::openapi_group_version(group, version) {
+                Some(doc) => json_response(StatusCode::OK, &doc),
+                None => not_found_path(),
+            }
+        }
         ["api", "v1", rest @ ..] => {
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
             resource_request(shared, req, "", "v1", &rest).await
@@ -243,17 +254,33 @@ async fn resource_request(
     let query = Query::parse(req.uri().query());
     // exec and port-forward are "connect" subresources: websocket clients GET them, SPDY clients POST.
     let is_connect = matches!(target.sub.as_deref(), Some("exec" | "portforward"));
-    let method_ok = req.method() == Method::GET || (is_connect && req.method() == Method::POST);
+    let is_write = !is_connect
+        && matches!(
+            *req.method(),
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        );
+    let method_ok =
+        req.method() == Method::GET || (is_connect && req.method() == Method::POST) || is_write;
     if !method_ok {
         return status_response(
             405,
             "MethodNotAllowed",
-            &format!(
-                "the fake API server serves reads only, not {}",
-                req.method()
-            ),
+            "the server does not allow this method on the requested resource",
             None,
         );
+    }
+    if is_write {
+        let verb = match (req.method().clone(), &target.name) {
+            (Method::POST, _) => "create",
+            (Method::PUT, _) => "update",
+            (Method::PATCH, _) => "patch",
+            (_, Some(_)) => "delete",
+            (_, None) => "deletecollection",
+        };
+        if let Some(r) = forbidden(shared, verb, &target) {
+            return r;
+        }
+        return crate::write::write(shared, req, &target, &query).await;
     }
     let watch = query.flag("watch");
     // The verb comes from the method: a websocket upgrade (GET) of exec or port-forward is `get`, a

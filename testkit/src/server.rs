@@ -109,6 +109,8 @@ pub(crate) struct Shared {
     pub latency: Option<Duration>,
     pub max_page: Option<usize>,
     pub requests: Mutex<Vec<RecordedRequest>>,
+    /// The simulated kubelet (image registry, pod runtime, started pods).
+    pub kubelet: Mutex<crate::kubelet::Kubelet>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -171,6 +173,7 @@ impl FakeApiServer {
             latency: opts.latency,
             max_page: opts.max_page,
             requests: Mutex::new(Vec::new()),
+            kubelet: Mutex::new(crate::kubelet::Kubelet::default()),
         });
         let (tx, rx) = oneshot::channel();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -178,6 +181,8 @@ impl FakeApiServer {
             .thread_name("fake-apiserver")
             .enable_all()
             .build()?;
+        let deletions = shared.store().subscribe();
+        runtime.spawn(crate::kubelet::watch_deletions(shared.clone(), deletions));
         let serving = shared.clone();
         let thread = std::thread::Builder::new()
             .name("fake-apiserver".into())
@@ -304,6 +309,23 @@ impl FakeApiServer {
     /// Sets an environment variable for processes exec'd in `pod`.
     pub fn set_pod_env(&self, pod: &str, key: &str, value: &str) {
         self.shared.extras().set_pod_env(pod, key, value);
+    }
+
+    /// An image the fake "registry" has: pods using it pull it, and exec in their containers runs in
+    /// `root_dir` (the image's filesystem). Pods with an unregistered image fail to pull.
+    pub fn register_image(&self, reference: &str, root_dir: impl Into<std::path::PathBuf>) {
+        lock(&self.shared.kubelet).register_image(reference, root_dir.into());
+    }
+
+    /// Makes pulls of `reference` take `delay` (the pod shows ContainerCreating meanwhile).
+    pub fn set_image_pull_delay(&self, reference: &str, delay: Duration) {
+        lock(&self.shared.kubelet).set_pull_delay(reference, delay);
+    }
+
+    /// Starts created pods' containers with `runtime` (default: every registered image is ready at
+    /// once, with no ports).
+    pub fn set_pod_runtime(&self, runtime: Arc<dyn crate::kubelet::PodRuntime>) {
+        lock(&self.shared.kubelet).set_runtime(runtime);
     }
 
     /// Sets or replaces a container log.
