@@ -559,6 +559,12 @@ fn rows(ctx: &Ctx) -> Vec<Row> {
             .first("error: --source {dir}/nowhere: not a folder (a source is pod, pod:NAME, image:REF or a folder)"),
         row("db: plan --to that does not exist").db(ctx, &["plan", "--to", "{dir}/nowhere"])
             .first("error: --to {dir}/nowhere: not a folder (a source is pod, pod:NAME, image:REF or a folder)"),
+        row("db: plan --to image: with nothing after it").db(ctx, &["plan", "--to", "image:"])
+            .first("error: --to image:: the image reference is empty"),
+        row("db: status --source image: with a space").db(ctx, &["status", "--source", "image:acme/back stage:1"])
+            .first("error: --source image:acme/back stage:1: an image reference has no spaces"),
+        row("db: plan --to image: with an uppercase repository").db(ctx, &["plan", "--to", "image:ghcr.io/Acme/backstage:1.55.0"])
+            .first("error: --to image:ghcr.io/Acme/backstage:1.55.0: repository \"ghcr.io/Acme/backstage\" has uppercase letters (repository names are lowercase)"),
         // ---- version ----
         row("version: --source that does not exist").args(&["version", "--source", "{dir}/nowhere"])
             .first("error: --source {dir}/nowhere: not a folder (a source is pod, pod:NAME, image:REF or a folder)"),
@@ -568,6 +574,10 @@ fn rows(ctx: &Ctx) -> Vec<Row> {
             .first("error: --source env:ptl: env:NAME is for --diff; to see another environment use -e NAME"),
         row("version: --diff side that does not exist").args(&["version", "--diff", "pod", "{dir}/nowhere"])
             .first("error: --diff {dir}/nowhere: not a folder (a source is pod, pod:NAME, image:REF or a folder)"),
+        row("version: --diff with a bad image").args(&["version", "--diff", "pod", "image:acme/backstage:bad tag"])
+            .first("error: --diff image:acme/backstage:bad tag: an image reference has no spaces"),
+        row("version: --source image with a bad tag").args(&["version", "--source", "image:acme/backstage:-x"])
+            .first("error: --source image:acme/backstage:-x: tag \"-x\" is not valid (letters, digits, '_', '.', '-'; at most 128)"),
         row("version: --diff with an unknown environment").args(&["version", "--diff", "pod", "env:nope"])
             .first("error: unknown environment \"nope\"; configured environments: none (see `kubectl backstage env list`)"),
         row("version: --diff with one side").args(&["version", "--diff", "pod"])

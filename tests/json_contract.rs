@@ -948,11 +948,20 @@ fn db_list_current_version_plan_and_rollback_dry_run_documents() {
                         req("upgrade", list(T::Str)),
                         req("rollback", list(T::Str)),
                         req("commands", list(T::Str)),
+                        req(
+                            "upgradeChecks",
+                            list(obj(vec![
+                                req("name", T::Str),
+                                req("reversible", null(T::Bool)),
+                                req("down", T::Str),
+                            ])),
+                        ),
                     ])),
                 ),
                 req("notInTarget", list(T::Str)),
             ]))),
         ),
+        req("warnings", list(T::Str)),
     ]);
     assert_contract(
         "db plan",
