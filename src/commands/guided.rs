@@ -91,12 +91,20 @@ async fn run_with(
     let flux: Option<FluxManager> = None;
     let now = health::gather(&default_health_args(), cluster).await?;
     let rolled_out = now.rolled_out;
+    let target_pods_crashed = now.pods.iter().any(|p| {
+        !p.terminating
+            && p.containers.iter().any(|c| {
+                c.image == guided.image
+                    && (c.restarts > 0 || c.reason.as_deref() == Some("CrashLoopBackOff"))
+            })
+    });
 
     let state = GuidedState {
         direction,
         current_image: &deployment.image,
         target_image: &guided.image,
         rolled_out,
+        target_pods_crashed,
         plans: &plans,
         flux: flux.as_ref(),
         suspend_flux: guided.suspend_flux,
@@ -167,7 +175,12 @@ async fn run_with(
                 )
                 .await
             }
-            StepKind::SetImage => cluster
+            StepKind::SetImage { restart: true } => cluster
+                .restart_rollout(&deployment.name, &jiff::Timestamp::now().to_string())
+                .await
+                .map(|()| StepEnd::done("restarted: new pods replace the crashed ones".into()))
+                .map_err(|e| e.to_string()),
+            StepKind::SetImage { restart: false } => cluster
                 .set_image(
                     &deployment.name,
                     &deployment.container,

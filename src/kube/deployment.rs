@@ -123,6 +123,30 @@ impl Cluster {
         .map(|_| ())
     }
 
+    /// Restarts the rollout as `kubectl rollout restart` does: the pod template's
+    /// `kubectl.kubernetes.io/restartedAt` annotation set to `at` (a strategic merge patch).
+    pub async fn restart_rollout(&self, deployment: &str, at: &str) -> Result<(), KubeError> {
+        let patch = json!({"spec": {"template": {"metadata": {"annotations": {
+            "kubectl.kubernetes.io/restartedAt": at}}}}});
+        let api = self.api::<Deployment>();
+        let action = || {
+            format!(
+                "patch deployments {deployment:?} in namespace {:?}",
+                self.namespace
+            )
+        };
+        self.call(
+            action,
+            api.patch(
+                deployment,
+                &PatchParams::default(),
+                &Patch::Strategic(&patch),
+            ),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Sets (or with `None` removes) annotations of the Deployment (a JSON merge patch).
     pub async fn annotate_deployment(
         &self,

@@ -49,8 +49,10 @@ pub enum StepKind {
         table: String,
         migrations: Vec<String>,
     },
-    /// Patch the Deployment's container image (with a change-cause annotation).
-    SetImage,
+    /// Patch the Deployment's container image (with a change-cause annotation); with `restart`, the
+    /// image is set already but its pods crashed before the databases were made fit for it: restart
+    /// the rollout (as `kubectl rollout restart` does) instead of waiting out their back-off.
+    SetImage { restart: bool },
     /// Wait until the rollout is complete and every pod ready, as `health --wait` does.
     WaitRollout,
     /// The new pods' readiness and the smoke checks.
@@ -142,6 +144,8 @@ pub struct GuidedState<'a> {
     pub target_image: &'a str,
     /// Whether the Deployment's rollout is complete with every pod ready.
     pub rolled_out: bool,
+    /// Whether a pod of the target image has crashed (restarted, or waits in CrashLoopBackOff).
+    pub target_pods_crashed: bool,
     pub plans: &'a [DatabasePlan],
     pub flux: Option<&'a FluxManager>,
     pub suspend_flux: bool,
@@ -262,16 +266,25 @@ pub fn plan_steps(state: &GuidedState<'_>) -> Result<Vec<Step>, Refusal> {
             ));
         }
     }
-    steps.push(if image_set {
+    let undoes = state.direction == Direction::Rollback && !to_undo.is_empty();
+    steps.push(if image_set && state.target_pods_crashed && undoes {
         Step::new(
-            StepKind::SetImage,
+            StepKind::SetImage { restart: true },
+            format!(
+                "restart the rollout of {target} (set already; its pods crashed on the databases as they were)"
+            ),
+            StepState::Planned,
+        )
+    } else if image_set {
+        Step::new(
+            StepKind::SetImage { restart: false },
             format!("set the image to {target}"),
             StepState::AlreadyDone,
         )
         .with_detail("the Deployment has this image already")
     } else {
         Step::new(
-            StepKind::SetImage,
+            StepKind::SetImage { restart: false },
             format!("set the image to {target} (from {})", state.current_image),
             StepState::Planned,
         )
@@ -279,7 +292,7 @@ pub fn plan_steps(state: &GuidedState<'_>) -> Result<Vec<Step>, Refusal> {
     steps.push(Step::new(
         StepKind::WaitRollout,
         "wait for the rollout, as `kubectl backstage health --wait` does".into(),
-        if image_set && state.rolled_out {
+        if image_set && state.rolled_out && !undoes {
             StepState::AlreadyDone
         } else {
             StepState::Planned
@@ -458,6 +471,7 @@ mod tests {
             current_image: current,
             target_image: "r/b:1.54.0",
             rolled_out: true,
+            target_pods_crashed: false,
             plans,
             flux,
             suspend_flux: false,
@@ -473,7 +487,7 @@ mod tests {
                     StepKind::Preflight => "preflight",
                     StepKind::SuspendFlux { .. } => "suspendFlux",
                     StepKind::RollbackMigrations { .. } => "rollbackMigrations",
-                    StepKind::SetImage => "setImage",
+                    StepKind::SetImage { .. } => "setImage",
                     StepKind::WaitRollout => "waitRollout",
                     StepKind::Verify => "verify",
                     StepKind::ResumeFlux { .. } => "resumeFlux",
@@ -536,6 +550,27 @@ mod tests {
     }
 
     #[test]
+    fn a_downgrade_set_by_hand_is_rolled_back_then_restarted() {
+        // `kubectl set image` went first: the older pods crash on the newer databases.
+        let plans = [plan("catalog", &[], &["20260912000000_b.js"])];
+        let mut s = state(Direction::Rollback, "r/b:1.54.0", &plans, None);
+        s.rolled_out = false;
+        s.target_pods_crashed = true;
+        let steps = plan_steps(&s).unwrap();
+        assert_eq!(
+            states(&steps),
+            vec![
+                ("preflight", StepState::Done),
+                ("rollbackMigrations", StepState::Planned),
+                ("setImage", StepState::Planned),
+                ("waitRollout", StepState::Planned),
+                ("verify", StepState::Planned),
+            ]
+        );
+        assert_eq!(steps[2].kind, StepKind::SetImage { restart: true });
+    }
+
+    #[test]
     fn an_upgrade_that_is_a_downgrade_is_refused() {
         let plans = [plan("catalog", &[], &["20260912000000_b.js"])];
         let err = plan_steps(&state(Direction::Upgrade, "r/b:1.55.0", &plans, None)).unwrap_err();
@@ -583,7 +618,7 @@ mod tests {
             migrations: vec!["a.js".into()],
         };
         let rollout_failed = [
-            step(StepKind::SetImage, StepState::Done),
+            step(StepKind::SetImage { restart: false }, StepState::Done),
             step(StepKind::WaitRollout, StepState::Failed),
         ];
         assert_eq!(
@@ -592,7 +627,7 @@ mod tests {
         );
         let part_way = [
             step(undo.clone(), StepState::Done),
-            step(StepKind::SetImage, StepState::Done),
+            step(StepKind::SetImage { restart: false }, StepState::Done),
             step(StepKind::WaitRollout, StepState::Failed),
         ];
         assert_eq!(
@@ -601,7 +636,7 @@ mod tests {
         );
         let done = [
             step(undo, StepState::Done),
-            step(StepKind::SetImage, StepState::Done),
+            step(StepKind::SetImage { restart: false }, StepState::Done),
         ];
         assert_eq!(GuidedReport::result_of(&done, false), GuidedResult::Done);
         assert_eq!(GuidedReport::result_of(&done, true), GuidedResult::Planned);

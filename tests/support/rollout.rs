@@ -15,6 +15,12 @@
 //!   with the backend's own log (the real "The migration directory is corrupt, the following files
 //!   are missing: …" text).
 //!
+//! It implements the fake API server's `PodRuntime` (testkit's simulated kubelet calls it for every
+//! created pod). [`DeploymentController`] stands in for the Deployment controller until the fake has
+//! its own rollout simulation: on a new pod template it creates a ReplicaSet and its pods (through the
+//! API, so the kubelet starts them), removes the old pods once the new ones are ready, and writes the
+//! Deployment's status as the real controller does.
+//!
 //! Needs `backstage.rs` and `postgres.rs` as sibling modules.
 
 #![allow(dead_code)]
@@ -24,6 +30,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use backstage_testkit::{PodOutcome, PodRuntime, PodStart};
 
 use crate::backstage::{self, Backend, BackendOptions};
 use crate::postgres::{literal, plugin_prefix};
@@ -36,39 +44,6 @@ pub const IMAGE_1_54_0: &str = "registry.test/backstage:1.54.0";
 pub const CONTAINER_PORT: u16 = 7007;
 /// How long a backend may take to become ready or to fail before the runtime gives up on it.
 const START_DEADLINE: Duration = Duration::from_secs(180);
-
-/// What the rollout simulation asks the runtime to start: one container of one pod.
-#[derive(Debug, Clone, Default)]
-pub struct PodStart {
-    pub namespace: String,
-    pub pod: String,
-    pub container: String,
-    pub image: String,
-    /// The image's filesystem as the fake knows it (the folder exec runs in), if registered.
-    pub root: Option<PathBuf>,
-    /// The container's `command`; non-empty when the pod replaced the image's entrypoint.
-    pub command: Vec<String>,
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
-}
-
-/// How a start ended.
-#[derive(Debug, Clone)]
-pub enum PodOutcome {
-    /// Running and ready: container ports mapped to where they listen on loopback.
-    Ready {
-        ports: Vec<(u16, SocketAddr)>,
-        log_file: Option<PathBuf>,
-    },
-    /// The container exited (or was stopped after announcing a failed start).
-    Crashed { exit_code: i32, log: String },
-}
-
-/// The hook of the fake API server's rollout simulation.
-pub trait PodRuntime: Send + Sync {
-    fn start(&self, pod: &PodStart) -> PodOutcome;
-    fn stop(&self, namespace: &str, pod: &str);
-}
 
 /// The `node_modules` tree that stands for `image`, if the tests know it.
 pub fn tree_of_image(image: &str) -> Option<PathBuf> {
@@ -159,7 +134,7 @@ impl Default for BackstageRuntime {
 
 impl PodRuntime for BackstageRuntime {
     fn start(&self, pod: &PodStart) -> PodOutcome {
-        if !pod.command.is_empty() {
+        if pod.command.as_ref().is_some_and(|c| !c.is_empty()) {
             // A replaced entrypoint (the preflight pod): nothing of Backstage runs.
             self.record(pod, true);
             return PodOutcome::Ready {
@@ -252,4 +227,198 @@ impl Drop for BackstageRuntime {
             }
         }
     }
+}
+
+/// A Deployment controller for one Deployment of the fake API server (a rolling update with
+/// `maxUnavailable: 0`): a thread that polls the Deployment, creates a ReplicaSet and its pods for a
+/// new pod template (pods through the API, so the simulated kubelet starts them), deletes the old
+/// pods once every new one is ready, and merge-patches the Deployment's status.
+pub struct DeploymentController {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DeploymentController {
+    pub fn start(
+        server: std::sync::Arc<backstage_testkit::FakeApiServer>,
+        namespace: &str,
+        deployment: &str,
+    ) -> DeploymentController {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let (namespace, deployment) = (namespace.to_string(), deployment.to_string());
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let client = client(&server, &namespace).await;
+                while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    if let Err(e) = reconcile(&server, &client, &namespace, &deployment).await {
+                        eprintln!("deployment controller: {e}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            });
+        });
+        DeploymentController {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for DeploymentController {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn client(server: &backstage_testkit::FakeApiServer, namespace: &str) -> kube::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kubeconfig =
+        kube::config::Kubeconfig::from_yaml(&server.kubeconfig_yaml("fake", Some(namespace), "t"))
+            .unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// The pod-template-hash of a template (stable for equal templates).
+pub fn template_hash(template: &serde_json::Value) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in template.to_string().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..10)
+        .map(|i| ALPHABET[((h >> (i * 6)) % ALPHABET.len() as u64) as usize] as char)
+        .collect()
+}
+
+fn pod_ready(pod: &serde_json::Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+async fn reconcile(
+    server: &backstage_testkit::FakeApiServer,
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(), String> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+    use serde_json::json;
+
+    let Some(deployment) = server.get("Deployment", namespace, name) else {
+        return Ok(());
+    };
+    let template = deployment["spec"]["template"].clone();
+    let hash = template_hash(&template);
+    let desired = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
+    let rs_name = format!("{name}-{hash}");
+    if server.get("ReplicaSet", namespace, &rs_name).is_none() {
+        let mut labels = template["metadata"]["labels"].clone();
+        labels["pod-template-hash"] = json!(hash);
+        server.apply(json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": rs_name, "namespace": namespace, "labels": labels,
+                "annotations": {"deployment.kubernetes.io/revision": deployment["metadata"]["generation"].to_string()},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                    "uid": deployment["metadata"]["uid"], "controller": true}]},
+            "spec": {"replicas": desired, "selector": deployment["spec"]["selector"],
+                "template": {"metadata": {"labels": labels}, "spec": template["spec"]}},
+            "status": {"replicas": 0},
+        }));
+        let rs = server.get("ReplicaSet", namespace, &rs_name).unwrap();
+        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+        for _ in 0..desired {
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"generateName": format!("{rs_name}-"), "labels": labels,
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name,
+                        "uid": rs["metadata"]["uid"], "controller": true}]},
+                "spec": template["spec"],
+            }))
+            .map_err(|e| e.to_string())?;
+            pods.create(&PostParams::default(), &pod)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    // The pods of every ReplicaSet of this Deployment.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let all = pods
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mine: Vec<serde_json::Value> = all
+        .items
+        .iter()
+        .map(|p| serde_json::to_value(p).unwrap())
+        .filter(|p| {
+            p["metadata"]["deletionTimestamp"].is_null()
+                && p["metadata"]["ownerReferences"][0]["name"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with(&format!("{name}-")))
+        })
+        .collect();
+    let is_new =
+        |p: &serde_json::Value| p["metadata"]["labels"]["pod-template-hash"] == hash.as_str();
+    let new: Vec<&serde_json::Value> = mine.iter().filter(|p| is_new(p)).collect();
+    let old: Vec<&serde_json::Value> = mine.iter().filter(|p| !is_new(p)).collect();
+    let new_ready = new.iter().filter(|p| pod_ready(p)).count() as i64;
+    if new_ready >= desired && !old.is_empty() {
+        for p in &old {
+            let pod = p["metadata"]["name"].as_str().unwrap_or_default();
+            let _ = pods.delete(pod, &DeleteParams::default()).await;
+        }
+    }
+    let old_left = if new_ready >= desired {
+        0
+    } else {
+        old.len() as i64
+    };
+    let ready = mine.iter().filter(|p| pod_ready(p)).count() as i64;
+    let ready = if new_ready >= desired {
+        new_ready
+    } else {
+        ready
+    };
+    let complete = new_ready >= desired && old_left == 0;
+    let status = json!({"status": {
+        "observedGeneration": deployment["metadata"]["generation"],
+        "replicas": new.len() as i64 + old_left,
+        "updatedReplicas": new.len(),
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+        "unavailableReplicas": (desired - ready).max(0),
+        "conditions": [
+            {"type": "Available", "status": if ready >= desired { "True" } else { "False" },
+             "reason": if ready >= desired { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" }},
+            {"type": "Progressing", "status": "True",
+             "reason": if complete { "NewReplicaSetAvailable" } else { "ReplicaSetUpdated" }},
+        ],
+    }});
+    if deployment["status"] != status["status"] {
+        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(client.clone(), namespace);
+        deployments
+            .patch(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
