@@ -99,6 +99,18 @@ async fn run_with(
             })
     });
 
+    // The image to go back to: the Deployment's, or — when it was set to the target already (a
+    // downgrade by hand) — that of the ready pods still running another image.
+    let previous_image = if deployment.image != guided.image {
+        deployment.image.clone()
+    } else {
+        now.pods
+            .iter()
+            .filter(|p| p.is_ready() && !p.terminating)
+            .flat_map(|p| &p.containers)
+            .find(|c| c.name == deployment.container && c.image != guided.image)
+            .map_or_else(|| deployment.image.clone(), |c| c.image.clone())
+    };
     let state = GuidedState {
         direction,
         current_image: &deployment.image,
@@ -229,7 +241,7 @@ async fn run_with(
             direction,
             &deployment.name,
             &deployment.container,
-            &deployment.image,
+            &previous_image,
             &guided.image,
         );
         if report.findings.is_empty() {

@@ -210,22 +210,28 @@ impl PodRuntime for BackstageRuntime {
 impl Drop for BackstageRuntime {
     fn drop(&mut self) {
         self.running.lock().unwrap().clear();
-        let pg = backstage::pg();
-        if let Ok(mut client) = std::panic::catch_unwind(|| pg.client("postgres")) {
-            let rows = client
-                .query(
-                    &format!(
-                        "SELECT datname FROM pg_database WHERE starts_with(datname, {})",
-                        literal(&self.prefix)
-                    ),
-                    &[],
-                )
-                .unwrap_or_default();
-            for row in rows {
-                let name: String = row.get(0);
-                pg.drop_named(&name);
+        // The last owner may be a thread inside an async runtime (the fake's kubelet), where the
+        // blocking PostgreSQL client must not run: drop the databases from a thread of their own.
+        let prefix = self.prefix.clone();
+        let _ = std::thread::spawn(move || {
+            let pg = backstage::pg();
+            if let Ok(mut client) = std::panic::catch_unwind(|| pg.client("postgres")) {
+                let rows = client
+                    .query(
+                        &format!(
+                            "SELECT datname FROM pg_database WHERE starts_with(datname, {})",
+                            literal(&prefix)
+                        ),
+                        &[],
+                    )
+                    .unwrap_or_default();
+                for row in rows {
+                    let name: String = row.get(0);
+                    pg.drop_named(&name);
+                }
             }
-        }
+        })
+        .join();
     }
 }
 
@@ -343,20 +349,6 @@ async fn reconcile(
                 "template": {"metadata": {"labels": labels}, "spec": template["spec"]}},
             "status": {"replicas": 0},
         }));
-        let rs = server.get("ReplicaSet", namespace, &rs_name).unwrap();
-        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-        for _ in 0..desired {
-            let pod: Pod = serde_json::from_value(json!({
-                "metadata": {"generateName": format!("{rs_name}-"), "labels": labels,
-                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name,
-                        "uid": rs["metadata"]["uid"], "controller": true}]},
-                "spec": template["spec"],
-            }))
-            .map_err(|e| e.to_string())?;
-            pods.create(&PostParams::default(), &pod)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
     }
     // The pods of every ReplicaSet of this Deployment.
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
@@ -379,6 +371,25 @@ async fn reconcile(
         |p: &serde_json::Value| p["metadata"]["labels"]["pod-template-hash"] == hash.as_str();
     let new: Vec<&serde_json::Value> = mine.iter().filter(|p| is_new(p)).collect();
     let old: Vec<&serde_json::Value> = mine.iter().filter(|p| !is_new(p)).collect();
+    // Scale the current ReplicaSet up to the desired count (a rollback to an earlier template
+    // reuses its ReplicaSet, as the real controller does).
+    if (new.len() as i64) < desired {
+        let rs = server.get("ReplicaSet", namespace, &rs_name).unwrap();
+        let labels = rs["spec"]["template"]["metadata"]["labels"].clone();
+        for _ in new.len() as i64..desired {
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"generateName": format!("{rs_name}-"), "labels": labels,
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name,
+                        "uid": rs["metadata"]["uid"], "controller": true}]},
+                "spec": template["spec"],
+            }))
+            .map_err(|e| e.to_string())?;
+            pods.create(&PostParams::default(), &pod)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        return Ok(());
+    }
     let new_ready = new.iter().filter(|p| pod_ready(p)).count() as i64;
     if new_ready >= desired && !old.is_empty() {
         for p in &old {
@@ -416,7 +427,7 @@ async fn reconcile(
         let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
             Api::namespaced(client.clone(), namespace);
         deployments
-            .patch(name, &PatchParams::default(), &Patch::Merge(&status))
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
             .await
             .map_err(|e| e.to_string())?;
     }
