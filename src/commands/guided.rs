@@ -456,6 +456,7 @@ async fn wait(
     report: &mut GuidedReport,
 ) -> Result<StepEnd, String> {
     let object = format!("deployment/{}", deployment.name);
+    let mut baseline: Option<Vec<(String, i32)>> = None;
     let end = health::wait_for_rollout(cluster, timeout, |now| {
         if let Some(w) = now
             .workloads
@@ -468,20 +469,36 @@ async fn wait(
                 w.image
             ));
         }
-        let new_pods: Vec<&str> = now
+        // A crash counts when it happens during this wait: a pod that had crashed already (before
+        // the databases were made fit for its image) is replaced by the rollout, not a failure.
+        let restarts_now: Vec<(String, i32)> = now
             .pods
             .iter()
-            .filter(|p| p.containers.iter().any(|c| c.image == image))
-            .map(|p| p.name.as_str())
+            .filter(|p| !p.terminating)
+            .filter_map(|p| {
+                p.containers
+                    .iter()
+                    .find(|c| c.image == image)
+                    .map(|c| (p.name.clone(), c.restarts))
+            })
+            .collect();
+        let baseline = baseline.get_or_insert_with(|| restarts_now.clone());
+        let crashed_now: Vec<&str> = restarts_now
+            .iter()
+            .filter(|(pod, restarts)| {
+                baseline
+                    .iter()
+                    .find(|(p, _)| p == pod)
+                    .is_none_or(|(_, before)| restarts > before)
+            })
+            .map(|(pod, _)| pod.as_str())
             .collect();
         now.findings
             .iter()
             .find(|f| {
                 f.severity == Severity::Error
                     && f.diagnosis.is_some()
-                    && new_pods
-                        .iter()
-                        .any(|p| f.object == format!("pod/{p}"))
+                    && crashed_now.iter().any(|p| f.object == format!("pod/{p}"))
             })
             .map(|f| format!("{} cannot start: {}", f.object, f.message))
     })
