@@ -15,6 +15,9 @@ pub(crate) struct Resource {
     pub categories: &'static [&'static str],
     /// Where the objects live in the store (events.k8s.io events are a view of core events).
     pub storage: &'static str,
+    /// A Flux custom resource: served only when the server runs with Flux
+    /// ([`crate::ServerOptions::flux`]); otherwise its group is absent, as without the CRDs.
+    pub flux: bool,
 }
 
 const READ_VERBS: &[&str] = &[
@@ -39,6 +42,7 @@ pub(crate) const RESOURCES: &[Resource] = &[
         short_names: &["po"],
         categories: &["all"],
         storage: "pods",
+        flux: false,
     },
     Resource {
         group: "",
@@ -50,6 +54,7 @@ pub(crate) const RESOURCES: &[Resource] = &[
         short_names: &["ev"],
         categories: &[],
         storage: "events",
+        flux: false,
     },
     Resource {
         group: "",
@@ -61,6 +66,7 @@ pub(crate) const RESOURCES: &[Resource] = &[
         short_names: &["ns"],
         categories: &[],
         storage: "namespaces",
+        flux: false,
     },
     Resource {
         group: "",
@@ -72,6 +78,7 @@ pub(crate) const RESOURCES: &[Resource] = &[
         short_names: &["svc"],
         categories: &["all"],
         storage: "services",
+        flux: false,
     },
     Resource {
         group: "",
@@ -83,6 +90,7 @@ pub(crate) const RESOURCES: &[Resource] = &[
         short_names: &["cm"],
         categories: &[],
         storage: "configmaps",
+        flux: false,
     },
     Resource {
         group: "apps",
@@ -94,6 +102,7 @@ pub(crate) const RESOURCES: &[Resource] = &[
         short_names: &["deploy"],
         categories: &["all"],
         storage: "deployments",
+        flux: false,
     },
     Resource {
         group: "apps",
@@ -105,6 +114,7 @@ pub(crate) const RESOURCES: &[Resource] = &[
         short_names: &["rs"],
         categories: &["all"],
         storage: "replicasets",
+        flux: false,
     },
     Resource {
         group: "apps",
@@ -116,6 +126,7 @@ pub(crate) const RESOURCES: &[Resource] = &[
         short_names: &["sts"],
         categories: &["all"],
         storage: "statefulsets",
+        flux: false,
     },
     Resource {
         group: "events.k8s.io",
@@ -127,6 +138,103 @@ pub(crate) const RESOURCES: &[Resource] = &[
         short_names: &["ev"],
         categories: &[],
         storage: "events",
+        flux: false,
+    },
+    Resource {
+        group: "helm.toolkit.fluxcd.io",
+        version: "v2",
+        plural: "helmreleases",
+        singular: "helmrelease",
+        kind: "HelmRelease",
+        namespaced: true,
+        short_names: &["hr"],
+        categories: &[],
+        storage: "helmreleases",
+        flux: true,
+    },
+    Resource {
+        group: "kustomize.toolkit.fluxcd.io",
+        version: "v1",
+        plural: "kustomizations",
+        singular: "kustomization",
+        kind: "Kustomization",
+        namespaced: true,
+        short_names: &["ks"],
+        categories: &[],
+        storage: "kustomizations",
+        flux: true,
+    },
+    Resource {
+        group: "image.toolkit.fluxcd.io",
+        version: "v1",
+        plural: "imagepolicies",
+        singular: "imagepolicy",
+        kind: "ImagePolicy",
+        namespaced: true,
+        short_names: &["imgpol", "imagepol"],
+        categories: &[],
+        storage: "imagepolicies",
+        flux: true,
+    },
+    Resource {
+        group: "image.toolkit.fluxcd.io",
+        version: "v1",
+        plural: "imagerepositories",
+        singular: "imagerepository",
+        kind: "ImageRepository",
+        namespaced: true,
+        short_names: &["imgrepo", "imagerepo"],
+        categories: &[],
+        storage: "imagerepositories",
+        flux: true,
+    },
+    Resource {
+        group: "image.toolkit.fluxcd.io",
+        version: "v1",
+        plural: "imageupdateautomations",
+        singular: "imageupdateautomation",
+        kind: "ImageUpdateAutomation",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        storage: "imageupdateautomations",
+        flux: true,
+    },
+    Resource {
+        group: "image.toolkit.fluxcd.io",
+        version: "v1beta2",
+        plural: "imagepolicies",
+        singular: "imagepolicy",
+        kind: "ImagePolicy",
+        namespaced: true,
+        short_names: &["imgpol", "imagepol"],
+        categories: &[],
+        storage: "imagepolicies",
+        flux: true,
+    },
+    Resource {
+        group: "image.toolkit.fluxcd.io",
+        version: "v1beta2",
+        plural: "imagerepositories",
+        singular: "imagerepository",
+        kind: "ImageRepository",
+        namespaced: true,
+        short_names: &["imgrepo", "imagerepo"],
+        categories: &[],
+        storage: "imagerepositories",
+        flux: true,
+    },
+    Resource {
+        group: "image.toolkit.fluxcd.io",
+        version: "v1beta2",
+        plural: "imageupdateautomations",
+        singular: "imageupdateautomation",
+        kind: "ImageUpdateAutomation",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        storage: "imageupdateautomations",
+        flux: true,
     },
 ];
 
@@ -144,11 +252,19 @@ impl Resource {
     }
 }
 
+/// The resources served: all but the Flux kinds unless `flux`.
+pub(crate) fn served(flux: bool) -> impl Iterator<Item = &'static Resource> {
+    RESOURCES.iter().filter(move |r| flux || !r.flux)
+}
+
 /// The resource served at `group/version/plural`.
-pub(crate) fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.version == version && r.plural == plural)
+pub(crate) fn find(
+    group: &str,
+    version: &str,
+    plural: &str,
+    flux: bool,
+) -> Option<&'static Resource> {
+    served(flux).find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// The store a `kind` (with its apiVersion) belongs to.
@@ -168,21 +284,35 @@ pub(crate) fn api_versions() -> Value {
     })
 }
 
-pub(crate) fn api_group_list() -> Value {
-    let groups: Vec<Value> = ["apps", "events.k8s.io"]
+pub(crate) fn api_group_list(flux: bool) -> Value {
+    // Groups in the order first served, versions in order (the first is preferred).
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for r in served(flux).filter(|r| !r.group.is_empty()) {
+        match groups.iter_mut().find(|(g, _)| *g == r.group) {
+            Some((_, versions)) => {
+                if !versions.contains(&r.version) {
+                    versions.push(r.version);
+                }
+            }
+            None => groups.push((r.group, vec![r.version])),
+        }
+    }
+    let groups: Vec<Value> = groups
         .iter()
-        .map(|g| {
-            let gv = json!({"groupVersion": format!("{g}/v1"), "version": "v1"});
-            json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
+        .map(|(g, versions)| {
+            let gvs: Vec<Value> = versions
+                .iter()
+                .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+                .collect();
+            json!({"name": g, "versions": gvs, "preferredVersion": gvs[0]})
         })
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `APIResourceList` for a group version, or None when it is not served.
-pub(crate) fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let mut resources: Vec<Value> = RESOURCES
-        .iter()
+pub(crate) fn resource_list(group: &str, version: &str, flux: bool) -> Option<Value> {
+    let mut resources: Vec<Value> = served(flux)
         .filter(|r| r.group == group && r.version == version)
         .map(|r| {
             let mut v = json!({
@@ -211,6 +341,14 @@ pub(crate) fn resource_list(group: &str, version: &str) -> Option<Value> {
             json!({"name": "pods/portforward", "singularName": "", "namespaced": true, "kind": "PodPortForwardOptions", "verbs": ["create", "get"]}),
             json!({"name": "pods/status", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get", "patch", "update"]}),
         ]);
+    }
+    if group.ends_with(".toolkit.fluxcd.io") {
+        let subs: Vec<Value> = resources
+            .iter()
+            .map(|r| json!({"name": format!("{}/status", r["name"].as_str().unwrap_or("")), "singularName": "",
+                            "namespaced": true, "kind": r["kind"], "verbs": ["get", "patch", "update"]}))
+            .collect();
+        resources.extend(subs);
     }
     if group == "apps" {
         for (name, kind) in [
@@ -261,9 +399,9 @@ pub(crate) fn version() -> Value {
 }
 
 /// `/openapi/v3`: where each group version's OpenAPI v3 document is.
-pub(crate) fn openapi_root() -> Value {
+pub(crate) fn openapi_root(flux: bool) -> Value {
     let mut paths = serde_json::Map::new();
-    let mut gvs: Vec<(&str, &str)> = RESOURCES.iter().map(|r| (r.group, r.version)).collect();
+    let mut gvs: Vec<(&str, &str)> = served(flux).map(|r| (r.group, r.version)).collect();
     gvs.dedup();
     for (g, v) in gvs {
         let p = if g.is_empty() {
@@ -285,7 +423,7 @@ pub(crate) fn openapi_root() -> Value {
 /// The OpenAPI v3 document of one group version: only the operations (with their
 /// `x-kubernetes-group-version-kind` and query parameters), which is what kubectl reads to learn
 /// that the server validates fields itself (`fieldValidation`), so it skips client-side validation.
-pub(crate) fn openapi_group_version(group: &str, version: &str) -> Option<Value> {
+pub(crate) fn openapi_group_version(group: &str, version: &str, flux: bool) -> Option<Value> {
     let mut paths = serde_json::Map::new();
     let params = |names: &[&str]| -> Value {
         names
@@ -293,10 +431,7 @@ pub(crate) fn openapi_group_version(group: &str, version: &str) -> Option<Value>
             .map(|n| json!({"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": true}}))
             .collect()
     };
-    for r in RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-    {
+    for r in served(flux).filter(|r| r.group == group && r.version == version) {
         let base = if group.is_empty() {
             format!("/api/{version}")
         } else {

@@ -148,7 +148,7 @@ fn repository(reference: &str) -> String {
     }
 }
 
-fn sha256_hex(text: &str) -> String {
+pub(crate) fn sha256_hex(text: &str) -> String {
     ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
         .as_ref()
         .iter()
@@ -244,24 +244,44 @@ pub(crate) fn record_event(
     message: &str,
     field_path: Option<&str>,
 ) {
-    let ns = pod["metadata"]["namespace"]
+    let component = if reason == "Scheduled" {
+        "default-scheduler"
+    } else {
+        "kubelet"
+    };
+    record(shared, pod, component, kind, reason, message, field_path);
+}
+
+/// Records an event about any object from `component` (kubelet, default-scheduler,
+/// deployment-controller, replicaset-controller), worded and shaped as that component writes it.
+pub(crate) fn record(
+    shared: &Shared,
+    obj: &Value,
+    component: &str,
+    kind: &str,
+    reason: &str,
+    message: &str,
+    field_path: Option<&str>,
+) {
+    let ns = obj["metadata"]["namespace"]
         .as_str()
         .unwrap_or("")
         .to_string();
-    let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
-    let uid = pod["metadata"]["uid"].clone();
+    let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let uid = obj["metadata"]["uid"].clone();
     let now = now_rfc3339();
     let mut store = shared.store();
     let existing = store.list("events", Some(&ns)).into_iter().find(|(_, e)| {
         e["involvedObject"]["uid"] == uid && e["reason"] == reason && e["message"] == message
     });
     if let Some((_, mut e)) = existing {
-        e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
-        e["lastTimestamp"] = json!(now);
-        let _ = store.apply(e);
+        if e["count"].is_number() {
+            e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
+            e["lastTimestamp"] = json!(now);
+            let _ = store.apply(e);
+        }
         return;
     }
-    let scheduler = reason == "Scheduled";
     let event_name = format!(
         "{name}.{}",
         &sha256_hex(&format!(
@@ -269,26 +289,32 @@ pub(crate) fn record_event(
             store.resource_version()
         ))[..16]
     );
-    let mut involved = json!({"apiVersion": "v1", "kind": pod["kind"].as_str().unwrap_or("Pod"), "name": name, "namespace": ns,
-                              "uid": uid, "resourceVersion": pod["metadata"]["resourceVersion"]});
+    let mut involved = json!({"apiVersion": obj["apiVersion"].as_str().unwrap_or("v1"),
+                              "kind": obj["kind"].as_str().unwrap_or("Pod"), "name": name, "namespace": ns,
+                              "uid": uid, "resourceVersion": obj["metadata"]["resourceVersion"]});
     if let Some(f) = field_path {
         involved["fieldPath"] = json!(f);
     }
-    let event = if scheduler {
+    let event = match component {
         // The scheduler writes events.k8s.io events: eventTime and action, no counts.
-        json!({"apiVersion": "v1", "kind": "Event",
+        "default-scheduler" => json!({"apiVersion": "v1", "kind": "Event",
                "metadata": {"name": event_name, "namespace": ns},
                "involvedObject": involved, "reason": reason, "message": message, "type": kind,
                "eventTime": format!("{}.000000Z", now.trim_end_matches('Z')), "firstTimestamp": null, "lastTimestamp": null,
                "action": "Binding", "reportingComponent": "default-scheduler",
-               "reportingInstance": format!("default-scheduler-{NODE}"), "source": {}})
-    } else {
-        json!({"apiVersion": "v1", "kind": "Event",
+               "reportingInstance": format!("default-scheduler-{NODE}"), "source": {}}),
+        "kubelet" => json!({"apiVersion": "v1", "kind": "Event",
                "metadata": {"name": event_name, "namespace": ns},
                "involvedObject": involved, "reason": reason, "message": message, "type": kind,
                "count": 1, "firstTimestamp": now, "lastTimestamp": now, "eventTime": null,
                "reportingComponent": "kubelet", "reportingInstance": NODE,
-               "source": {"component": "kubelet", "host": NODE}})
+               "source": {"component": "kubelet", "host": NODE}}),
+        other => json!({"apiVersion": "v1", "kind": "Event",
+               "metadata": {"name": event_name, "namespace": ns},
+               "involvedObject": involved, "reason": reason, "message": message, "type": kind,
+               "count": 1, "firstTimestamp": now, "lastTimestamp": now, "eventTime": null,
+               "reportingComponent": other, "reportingInstance": "",
+               "source": {"component": other}}),
     };
     let _ = store.apply(event);
 }
@@ -691,6 +717,8 @@ async fn run_pod(shared: Arc<Shared>, ns: String, name: String, uid: String) {
         let _ = tokio::task::spawn_blocking(move || rt.stop(&n2, &p2)).await;
         return;
     }
+    let restarts =
+        current(&shared, &ns, &name, &uid).is_some_and(|p| p["spec"]["restartPolicy"] != "Never");
     // Where exec and port-forward reach the pod; the current log.
     {
         let mut extras = shared.extras();
@@ -704,7 +732,8 @@ async fn run_pod(shared: Arc<Shared>, ns: String, name: String, uid: String) {
                 }
             }
             if let PodOutcome::Crashed { log, .. } = outcome {
-                extras.set_log(&ns, &name, &start.container, true, log);
+                // With restartPolicy Never the exited container is the current one.
+                extras.set_log(&ns, &name, &start.container, restarts, log);
             }
         }
     }
@@ -740,6 +769,14 @@ async fn run_pod(shared: Arc<Shared>, ns: String, name: String, uid: String) {
                         s["state"] = json!({"running": {"startedAt": now}});
                         s["lastState"] = json!({});
                     }
+                    PodOutcome::Crashed { exit_code, .. } if !restarts => {
+                        s["ready"] = json!(false);
+                        s["started"] = json!(false);
+                        s["restartCount"] = json!(0);
+                        s["state"] = json!({"terminated": {"exitCode": exit_code, "reason": "Error",
+                            "startedAt": now, "finishedAt": now, "containerID": cid}});
+                        s["lastState"] = json!({});
+                    }
                     PodOutcome::Crashed { exit_code, .. } => {
                         crashed.push(start.container.clone());
                         s["ready"] = json!(false);
@@ -755,7 +792,14 @@ async fn run_pod(shared: Arc<Shared>, ns: String, name: String, uid: String) {
             })
             .collect();
         p["status"]["containerStatuses"] = json!(statuses);
-        p["status"]["phase"] = json!("Running");
+        let any_crashed = outcomes
+            .iter()
+            .any(|(_, o)| matches!(o, PodOutcome::Crashed { .. }));
+        p["status"]["phase"] = json!(if any_crashed && !restarts {
+            "Failed"
+        } else {
+            "Running"
+        });
         let all_ready = outcomes
             .iter()
             .all(|(_, o)| matches!(o, PodOutcome::Ready { .. }));

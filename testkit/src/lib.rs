@@ -5,12 +5,14 @@
 mod discovery;
 mod exec;
 mod fixtures;
+mod flux;
 mod kubelet;
 mod list;
 mod logs;
 mod patch;
 mod portforward;
 mod responses;
+mod rollout;
 mod router;
 mod selectors;
 mod server;

@@ -10,7 +10,7 @@ use crate::router::Query;
 use crate::server::Shared;
 
 pub(crate) fn pod_log(shared: &Shared, ns: &str, name: &str, query: &Query) -> Response<Body> {
-    let pods = discovery::find("", "v1", "pods").expect("pods");
+    let pods = discovery::find("", "v1", "pods", false).expect("pods");
     let Some(pod) = shared.store().get("pods", ns, name) else {
         return object_not_found(pods, name);
     };

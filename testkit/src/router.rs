@@ -107,13 +107,13 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segs.as_slice() {
         ["api"] => json_response(StatusCode::OK, &discovery::api_versions()),
-        ["apis"] => json_response(StatusCode::OK, &discovery::api_group_list()),
+        ["apis"] => json_response(StatusCode::OK, &discovery::api_group_list(shared.flux)),
         ["api", "v1"] => json_response(
             StatusCode::OK,
-            &discovery::resource_list("", "v1").expect("core"),
+            &discovery::resource_list("", "v1", shared.flux).expect("core"),
         ),
         ["apis", group] => {
-            let groups = discovery::api_group_list();
+            let groups = discovery::api_group_list(shared.flux);
             match groups["groups"]
                 .as_array()
                 .into_iter()
@@ -129,17 +129,19 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
                 None => not_found_path(),
             }
         }
-        ["apis", group, version] => match discovery::resource_list(group, version) {
+        ["apis", group, version] => match discovery::resource_list(group, version, shared.flux) {
             Some(list) => json_response(StatusCode::OK, &list),
             None => not_found_path(),
         },
-        ["openapi", "v3"] => json_response(StatusCode::OK, &discovery::openapi_root()),
-        ["openapi", "v3", "api", version] => match discovery::openapi_group_version("", version) {
-            Some(doc) => json_response(StatusCode::OK, &doc),
-            None => not_found_path(),
-        },
+        ["openapi", "v3"] => json_response(StatusCode::OK, &discovery::openapi_root(shared.flux)),
+        ["openapi", "v3", "api", version] => {
+            match discovery::openapi_group_version("", version, shared.flux) {
+                Some(doc) => json_response(StatusCode::OK, &doc),
+                None => not_found_path(),
+            }
+        }
         ["openapi", "v3", "apis", group, version] => {
-            match discovery::openapi_group_version(group, version) {
+            match discovery::openapi_group_version(group, version, shared.flux) {
                 Some(doc) => json_response(StatusCode::OK, &doc),
                 None => not_found_path(),
             }
@@ -164,30 +166,30 @@ pub(crate) struct Target {
     pub(crate) sub: Option<String>,
 }
 
-fn parse_target(group: &str, version: &str, rest: &[String]) -> Option<Target> {
+fn parse_target(group: &str, version: &str, rest: &[String], flux: bool) -> Option<Target> {
     let s = |i: usize| rest.get(i).cloned();
     let (res, namespace, name, sub) = match rest {
         [first] if first == "namespaces" => (
-            discovery::find(group, version, "namespaces")?,
+            discovery::find(group, version, "namespaces", flux)?,
             None,
             None,
             None,
         ),
         [first, name] if first == "namespaces" => (
-            discovery::find(group, version, "namespaces")?,
+            discovery::find(group, version, "namespaces", flux)?,
             None,
             Some(name.clone()),
             None,
         ),
         [first, ns, plural, ..] if first == "namespaces" => {
-            let res = discovery::find(group, version, plural)?;
+            let res = discovery::find(group, version, plural, flux)?;
             if !res.namespaced || rest.len() > 5 {
                 return None;
             }
             (res, Some(ns.clone()), s(3), s(4))
         }
         [plural, ..] => {
-            let res = discovery::find(group, version, plural)?;
+            let res = discovery::find(group, version, plural, flux)?;
             if rest.len() > 3 || (res.namespaced && rest.len() > 1) {
                 return None;
             }
@@ -248,7 +250,7 @@ async fn resource_request(
     version: &str,
     rest: &[String],
 ) -> Response<Body> {
-    let Some(target) = parse_target(group, version, rest) else {
+    let Some(target) = parse_target(group, version, rest, shared.flux) else {
         return not_found_path();
     };
     let query = Query::parse(req.uri().query());

@@ -91,11 +91,25 @@ fn decode(body: &[u8], content_type: &str) -> Result<Value, Response<Body>> {
         serde_json::from_slice::<Value>(body).map_err(|e| e.to_string())
     };
     match parsed {
-        Ok(v) if v.is_object() => Ok(v),
+        // Decoding into the typed object drops nulls, as the real server's does.
+        Ok(v) if v.is_object() => Ok(strip_nulls(v)),
         Ok(_) => Err(bad_request("the body of the request is not a JSON object")),
         Err(e) => Err(bad_request(&format!(
             "error decoding the request body: {e}"
         ))),
+    }
+}
+
+fn strip_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
+        other => other,
     }
 }
 
@@ -209,14 +223,16 @@ fn update(
         new["metadata"]["namespace"] = json!(ns);
     }
     if status_only {
+        // Only status changes through /status; the client's resourceVersion still guards it.
         let status = new["status"].clone();
+        let rv = new["metadata"]["resourceVersion"].clone();
         new = old.clone();
         new["status"] = status;
-        if let Some(rv) = new["metadata"]["resourceVersion"]
-            .as_str()
-            .map(str::to_string)
+        new["metadata"]["resourceVersion"] = rv;
+        if new["metadata"]["resourceVersion"].is_null()
+            && let Some(m) = new["metadata"].as_object_mut()
         {
-            new["metadata"]["resourceVersion"] = json!(rv);
+            m.remove("resourceVersion");
         }
     } else if has_status_subresource(res) {
         if old["status"].is_null() {
@@ -302,7 +318,7 @@ fn patch_object(
                 }
             },
         }
-        Ok(doc)
+        Ok(strip_nulls(doc))
     })
 }
 

@@ -291,3 +291,112 @@ async fn delete_collection_by_label_and_garbage_collection() {
         "configmaps is forbidden: User \"system:serviceaccount:backstage:kubectl-backstage\" cannot deletecollection resource \"configmaps\" in API group \"\" in the namespace \"backstage\""
     );
 }
+
+#[tokio::test]
+async fn status_goes_through_the_status_subresource_only() {
+    let server = FakeApiServer::start(ServerOptions::new(Fixtures::incident())).unwrap();
+    let c = client(&server).await;
+    let deploys: Api<Deployment> = Api::namespaced(c.clone(), "backstage");
+    let before = deploys.get("backstage").await.unwrap();
+    // The main endpoint ignores status.
+    let d = deploys
+        .patch(
+            "backstage",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "1"}}, "status": {"replicas": 42}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.status, before.status);
+    assert_eq!(d.metadata.labels.unwrap()["x"], "1");
+    // /status changes only status.
+    let d = deploys
+        .patch_status(
+            "backstage",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"y": "2"}}, "status": {"replicas": 42}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.status.as_ref().unwrap().replicas, Some(42));
+    assert!(!d.metadata.labels.unwrap().contains_key("y"));
+    // A stale resourceVersion on /status is a conflict.
+    let e = deploys
+        .replace_status("backstage", &PostParams::default(), &before)
+        .await
+        .map_err(api_error)
+        .unwrap_err();
+    assert_eq!((e.0, e.1.as_str()), (409, "Conflict"));
+}
+
+#[tokio::test]
+async fn a_created_pod_is_watched_from_pending_to_ready() {
+    let server = FakeApiServer::start(ServerOptions::new(Fixtures::empty())).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    server.register_image("registry.example/probe:1", root.path());
+    let c = client(&server).await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "backstage");
+    let rv = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut events = pods
+        .watch(&WatchParams::default().fields("metadata.name=probe"), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    let made = pods
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "probe"},
+                "spec": {"activeDeadlineSeconds": 600, "restartPolicy": "Never",
+                         "containers": [{"name": "probe", "image": "registry.example/probe:1", "command": ["sleep", "600"]}]}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        made.status.unwrap().phase.as_deref(),
+        Some("Pending"),
+        "created Pending"
+    );
+    // (kind, phase, Ready condition) of each event until the pod is ready.
+    let mut seen: Vec<(String, String, String)> = Vec::new();
+    loop {
+        let (kind, p) = match events.try_next().await.unwrap().unwrap() {
+            WatchEvent::Added(p) => ("ADDED", p),
+            WatchEvent::Modified(p) => ("MODIFIED", p),
+            other => panic!("unexpected {other:?}"),
+        };
+        let status = p.status.unwrap_or_default();
+        let ready = status
+            .conditions
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| c.status)
+            .unwrap_or_default();
+        seen.push((kind.into(), status.phase.unwrap_or_default(), ready.clone()));
+        if ready == "True" {
+            break;
+        }
+    }
+    assert_eq!(
+        seen.first().unwrap(),
+        &("ADDED".into(), "Pending".into(), String::new())
+    );
+    assert_eq!(
+        seen.last().unwrap(),
+        &("MODIFIED".into(), "Running".into(), "True".into())
+    );
+    assert!(seen[1..].iter().all(|(k, _, _)| k == "MODIFIED"));
+    pods.delete("probe", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    assert!(server.get("Pod", "backstage", "probe").is_none());
+}

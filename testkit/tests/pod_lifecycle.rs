@@ -467,6 +467,25 @@ fn a_crash_is_crash_loop_back_off_with_the_previous_log_and_a_log_file_is_the_cu
             &format!("Back-off restarting failed container main in pod crashy_backstage({uid})")
         )
     );
+    // With restartPolicy Never, the crash ends the pod: Failed, the log is the current one.
+    k.ok(&[
+        "create",
+        "-f",
+        &pod_yaml(dir.path(), "once", bad, "  restartPolicy: Never\n"),
+    ]);
+    let p = wait_for(&server, "once", "Failed", |p| {
+        p["status"]["phase"] == "Failed"
+    });
+    let cs = &p["status"]["containerStatuses"][0];
+    assert_eq!(cs["state"]["terminated"]["exitCode"], 1);
+    assert_eq!(cs["restartCount"], 0);
+    assert_eq!(
+        k.ok(&["logs", "once"]),
+        "migration failed: The migration directory is corrupt\n"
+    );
+    let table = k.ok(&["get", "pod", "once", "--no-headers"]);
+    let cols: Vec<&str> = table.split_whitespace().collect();
+    assert_eq!(&cols[..4], ["once", "0/1", "Error", "0"]);
     wait_for(&server, "fine", "running", |p| {
         p["status"]["phase"] == "Running"
     });
