@@ -21,6 +21,8 @@ pub enum SourceError {
     Image(#[from] super::image::ImageSourceError),
     #[error("reading migration files from a pod needs the cluster: {0}")]
     NoCluster(String),
+    #[error("image:{image} is read in a preflight pod, which needs the cluster: {cause}")]
+    ImageNoCluster { image: String, cause: String },
 }
 
 impl SourceError {
@@ -70,7 +72,10 @@ pub async fn load(
 ) -> Result<LoadedSource, SourceError> {
     match spec {
         SourceSpec::Image(image) => {
-            let cluster = cluster.map_err(|e| SourceError::NoCluster(e.to_string()))?;
+            let cluster = cluster.map_err(|e| SourceError::ImageNoCluster {
+                image: image.clone(),
+                cause: e.to_string(),
+            })?;
             let read = super::image::image_inventory(cluster, image, progress).await?;
             if let Some(cause) = &read.downs_error {
                 tracing::warn!(%cause, "the migrations' down() could not be checked");
