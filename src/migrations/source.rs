@@ -59,6 +59,24 @@ pub struct LoadedSource {
     /// What each file's `down` is, when it was checked while the files were at hand (an image's,
     /// in its preflight pod); other sources are checked on demand where they are.
     pub downs: Option<super::reversibility::DownChecks>,
+    /// Why the files' `down()` could not be checked while they were at hand.
+    pub downs_error: Option<String>,
+}
+
+impl LoadedSource {
+    /// An image read by [`super::image::image_inventory`] as a source (its pod is gone; its files'
+    /// `down()` were checked while it ran).
+    pub fn from_image(image: &str, read: super::image::ImageInventory) -> LoadedSource {
+        LoadedSource {
+            name: read.inventory.source,
+            tables: read.inventory.tables,
+            place: SourcePlace::Image {
+                image: image.to_string(),
+            },
+            downs: read.downs,
+            downs_error: read.downs_error,
+        }
+    }
 }
 
 /// Reads a source. `plugins` and `table` place a bare migrations folder; `progress` hears how an
@@ -77,17 +95,7 @@ pub async fn load(
                 cause: e.to_string(),
             })?;
             let read = super::image::image_inventory(cluster, image, progress).await?;
-            if let Some(cause) = &read.downs_error {
-                tracing::warn!(%cause, "the migrations' down() could not be checked");
-            }
-            Ok(LoadedSource {
-                name: read.inventory.source,
-                tables: read.inventory.tables,
-                place: SourcePlace::Image {
-                    image: image.clone(),
-                },
-                downs: read.downs,
-            })
+            Ok(LoadedSource::from_image(image, read))
         }
         SourceSpec::Dir(path) => {
             let local = LocalSource::new(path.clone(), plugins, table);
@@ -101,6 +109,7 @@ pub async fn load(
                         cwd: local.knex_cwd(),
                     },
                     downs: None,
+                    downs_error: None,
                 })
             })
             .await
@@ -121,6 +130,7 @@ pub async fn load(
                     cwd: files.cwd,
                 },
                 downs: None,
+                downs_error: None,
             })
         }
     }
