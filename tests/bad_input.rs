@@ -588,6 +588,8 @@ fn rows(ctx: &Ctx) -> Vec<Row> {
             .first("error: pod \"nope\" not found in namespace backstage"),
         row("version: no cluster").args(&["version"]).kube(Kube::Absent)
             .first("error: cannot read kubeconfig {dir}/home/.kube/config: No such file or directory (os error 2)"),
+        row("db: plan --to image with no cluster").db(ctx, &["plan", "--to", "image:acr.example.io/backstage:1.55.0"])
+            .first("error: image:acr.example.io/backstage:1.55.0 is read in a preflight pod, which needs the cluster: cannot read kubeconfig {dir}/home/.kube/config: No such file or directory (os error 2)"),
         row("version: --diff of pods with no cluster").args(&["version", "--diff", "pod", "pod"]).kube(Kube::Absent)
             .first("error: reading migration files from a pod needs the cluster: cannot read kubeconfig {dir}/home/.kube/config: No such file or directory (os error 2)"),
         // ---- verify: flags, config, token ----

@@ -79,8 +79,8 @@ async fn run_with(
     )
     .await
     .map_err(DbCommandError::from)?;
-    let (plans, mut warnings) =
-        crate::commands::db::plan::plans(databases, &[], &target, Some(cluster)).await?;
+    let planned = crate::commands::db::plan::gather(databases, &[], &target, Some(cluster)).await?;
+    let (plans, mut warnings) = (planned.databases, planned.warnings);
     if direction == crate::model::guided::Direction::Rollback {
         // Reversibility matters for what will run; a rollback runs none of the target's migrations
         // that the databases lack only if there are any, which the plan shows.

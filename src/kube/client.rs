@@ -377,6 +377,24 @@ impl Cluster {
         .await
     }
 
+    /// The events about one object (one page, by field selector), in the server's order.
+    pub async fn events_of(
+        &self,
+        kind: &str,
+        name: &str,
+    ) -> Result<Vec<k8s_openapi::api::core::v1::Event>, KubeError> {
+        let api = self.api::<k8s_openapi::api::core::v1::Event>();
+        let params = ListParams::default()
+            .fields(&format!(
+                "involvedObject.kind={kind},involvedObject.name={name}"
+            ))
+            .limit(PAGE_SIZE);
+        let list = self
+            .call(|| self.action("list", "events"), api.list(&params))
+            .await?;
+        Ok(list.items)
+    }
+
     /// One pod by name; `None` when it does not exist (any more).
     pub async fn get_pod(
         &self,

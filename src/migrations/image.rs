@@ -75,6 +75,13 @@ pub enum ProgressEvent {
         reason: String,
         message: Option<String>,
     },
+    /// An event about the pod (`Scheduled`, `Pulling`, `Pulled`, `Failed`, `BackOff`, …), as the
+    /// scheduler and the kubelet word it.
+    Event {
+        pod: String,
+        reason: String,
+        message: String,
+    },
     /// The container runs; its files are being read.
     Reading { pod: String },
     /// The pod was deleted.
@@ -304,7 +311,9 @@ async fn wait_until_running(
     // The kubelet ends the pod at its deadline; this is only in case nobody does.
     let give_up = Duration::from_secs(DEADLINE_SECONDS as u64 + 60);
     let mut last: Option<(String, Option<String>)> = None;
+    let mut events = EventsSeen::default();
     loop {
+        events.report(cluster, pod, progress).await;
         let found = cluster.get_pod(pod).await.map_err(|e| {
             forbidden(e, cluster, image, "get", "pods").unwrap_or_else(|source| {
                 ImageSourceError::Kube {
@@ -320,7 +329,12 @@ async fn wait_until_running(
                 what: "was deleted by someone else".into(),
             });
         };
-        match pod_state(&found) {
+        let state = pod_state(&found);
+        if !matches!(state, PodState::Waiting { .. }) {
+            // What happened since the last look (the pull, the start).
+            events.report(cluster, pod, progress).await;
+        }
+        match state {
             PodState::Running => return Ok(()),
             PodState::PullFailed { reason, message } => {
                 return Err(ImageSourceError::Pull {
@@ -358,6 +372,53 @@ async fn wait_until_running(
             }
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The pod's events already reported (by name and count), so that each is reported once.
+#[derive(Default)]
+struct EventsSeen {
+    seen: std::collections::HashSet<(String, i32)>,
+    /// Events cannot be listed (forbidden, say): the status alone is reported.
+    off: bool,
+}
+
+impl EventsSeen {
+    async fn report(&mut self, cluster: &Cluster, pod: &str, progress: &dyn Fn(ProgressEvent)) {
+        if self.off {
+            return;
+        }
+        let mut events = match cluster.events_of("Pod", pod).await {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::info!(error = %e, "cannot list the preflight pod's events");
+                self.off = true;
+                return;
+            }
+        };
+        // Timestamps have seconds only; within a second the resourceVersion tells the order.
+        events.sort_by_key(|e| {
+            (
+                e.first_timestamp.as_ref().map(|t| t.0),
+                e.metadata
+                    .resource_version
+                    .as_deref()
+                    .and_then(|v| v.parse::<u64>().ok()),
+            )
+        });
+        for event in events {
+            let key = (
+                event.metadata.name.clone().unwrap_or_default(),
+                event.count.unwrap_or(1),
+            );
+            if self.seen.insert(key) {
+                progress(ProgressEvent::Event {
+                    pod: pod.to_string(),
+                    reason: event.reason.unwrap_or_default(),
+                    message: event.message.unwrap_or_default().trim().to_string(),
+                });
+            }
+        }
     }
 }
 

@@ -42,7 +42,10 @@ pub async fn load(
 ) -> Result<Inventory, SourceError> {
     match spec {
         SourceSpec::Image(image) => {
-            let cluster = cluster.map_err(|e| SourceError::NoCluster(e.to_string()))?;
+            let cluster = cluster.map_err(|e| SourceError::ImageNoCluster {
+                image: image.clone(),
+                cause: e.to_string(),
+            })?;
             Ok(super::image::image_inventory(cluster, image, progress)
                 .await?
                 .inventory)

@@ -172,6 +172,15 @@ pub async fn choose_pod(
     let mut candidates: Vec<&Pod> = pods
         .iter()
         .filter(|p| {
+            // Another run's preflight pod only waits: it is not the running Backstage.
+            let preflight = p.metadata.labels.as_ref().is_some_and(|l| {
+                l.get(super::image::ROLE_LABEL).map(String::as_str) == Some(super::image::ROLE)
+                    && l.get(super::image::MANAGED_BY_LABEL).map(String::as_str)
+                        == Some(super::image::MANAGED_BY)
+            });
+            if preflight {
+                return false;
+            }
             let v = PodView::from_pod(p);
             v.is_ready()
                 && v.phase == "Running"

@@ -21,6 +21,8 @@ pub enum SourceError {
     Image(#[from] super::image::ImageSourceError),
     #[error("reading migration files from a pod needs the cluster: {0}")]
     NoCluster(String),
+    #[error("image:{image} is read in a preflight pod, which needs the cluster: {cause}")]
+    ImageNoCluster { image: String, cause: String },
 }
 
 impl SourceError {
@@ -57,6 +59,24 @@ pub struct LoadedSource {
     /// What each file's `down` is, when it was checked while the files were at hand (an image's,
     /// in its preflight pod); other sources are checked on demand where they are.
     pub downs: Option<super::reversibility::DownChecks>,
+    /// Why the files' `down()` could not be checked while they were at hand.
+    pub downs_error: Option<String>,
+}
+
+impl LoadedSource {
+    /// An image read by [`super::image::image_inventory`] as a source (its pod is gone; its files'
+    /// `down()` were checked while it ran).
+    pub fn from_image(image: &str, read: super::image::ImageInventory) -> LoadedSource {
+        LoadedSource {
+            name: read.inventory.source,
+            tables: read.inventory.tables,
+            place: SourcePlace::Image {
+                image: image.to_string(),
+            },
+            downs: read.downs,
+            downs_error: read.downs_error,
+        }
+    }
 }
 
 /// Reads a source. `plugins` and `table` place a bare migrations folder; `progress` hears how an
@@ -70,19 +90,12 @@ pub async fn load(
 ) -> Result<LoadedSource, SourceError> {
     match spec {
         SourceSpec::Image(image) => {
-            let cluster = cluster.map_err(|e| SourceError::NoCluster(e.to_string()))?;
+            let cluster = cluster.map_err(|e| SourceError::ImageNoCluster {
+                image: image.clone(),
+                cause: e.to_string(),
+            })?;
             let read = super::image::image_inventory(cluster, image, progress).await?;
-            if let Some(cause) = &read.downs_error {
-                tracing::warn!(%cause, "the migrations' down() could not be checked");
-            }
-            Ok(LoadedSource {
-                name: read.inventory.source,
-                tables: read.inventory.tables,
-                place: SourcePlace::Image {
-                    image: image.clone(),
-                },
-                downs: read.downs,
-            })
+            Ok(LoadedSource::from_image(image, read))
         }
         SourceSpec::Dir(path) => {
             let local = LocalSource::new(path.clone(), plugins, table);
@@ -96,6 +109,7 @@ pub async fn load(
                         cwd: local.knex_cwd(),
                     },
                     downs: None,
+                    downs_error: None,
                 })
             })
             .await
@@ -116,6 +130,7 @@ pub async fn load(
                     cwd: files.cwd,
                 },
                 downs: None,
+                downs_error: None,
             })
         }
     }

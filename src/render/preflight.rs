@@ -31,6 +31,11 @@ pub fn preflight_line(event: &ProgressEvent) -> String {
             Some(message) => format!("preflight: pod {pod}: {reason}: {message}"),
             None => format!("preflight: pod {pod}: {reason}"),
         },
+        ProgressEvent::Event {
+            pod,
+            reason,
+            message,
+        } => format!("preflight: pod {pod}: {reason}: {message}"),
         ProgressEvent::Reading { pod } => {
             format!("preflight: pod {pod} is running; reading its migration files and packages")
         }

@@ -20,34 +20,23 @@ pub async fn run(
     cluster: Option<&Cluster>,
     style: &Style,
 ) -> Result<Outcome, DbCommandError> {
-    let (plans, warnings) = plans(databases, plugins, target, cluster).await?;
-    let rollback_needed = plans
-        .iter()
-        .flat_map(|p| &p.tables)
-        .any(TablePlan::needs_rollback);
-    let report = DbPlanReport {
-        kind: "DbPlan",
-        to: target.name.clone(),
-        rollback_needed,
-        databases: plans,
-        warnings,
-    };
+    let report = gather(databases, plugins, target, cluster).await?;
     render::emit(&render::render(&report, style));
-    Ok(if rollback_needed {
+    Ok(if report.rollback_needed {
         Outcome::Problems
     } else {
         Outcome::Ok
     })
 }
 
-/// The plan of every selected plugin database (all with no `plugins`) against `target`'s files,
-/// with a warning for every migration to run whose `down()` cannot undo it.
-pub async fn plans(
+/// The plan as a report value, printing nothing (for commands that plan before they act). `cluster`
+/// is needed when the target is a pod (its files' `down()` are checked there).
+pub async fn gather(
     databases: &Databases,
     plugins: &[String],
     target: &LoadedSource,
     cluster: Option<&Cluster>,
-) -> Result<(Vec<DatabasePlan>, Vec<String>), DbCommandError> {
+) -> Result<DbPlanReport, DbCommandError> {
     let targets = databases.selected(plugins).await?;
     let read = databases.read_all(&targets).await?;
     let mut plans = Vec::new();
@@ -90,20 +79,21 @@ pub async fn plans(
         .zip(&directories)
         .flat_map(|(t, dir)| t.upgrade.iter().map(move |f| path_of(dir, f)))
         .collect();
-    let downs: DownChecks = match &target.downs {
-        Some(downs) => downs.clone(),
-        None => match reversibility::check_downs(&target.place, cluster, &pending).await {
-            Ok(downs) => downs,
-            Err(e) => {
-                if !pending.is_empty() {
-                    warnings.push(format!(
-                        "could not check whether the migrations to run can be undone: {e}"
-                    ));
-                }
-                DownChecks::new()
-            }
-        },
+    let checked = match (&target.downs, &target.downs_error) {
+        (Some(downs), _) => Ok(downs.clone()),
+        (None, Some(cause)) => Err(cause.clone()),
+        (None, None) => reversibility::check_downs(&target.place, cluster, &pending)
+            .await
+            .map_err(|e| e.to_string()),
     };
+    let downs: DownChecks = checked.unwrap_or_else(|cause| {
+        if !pending.is_empty() {
+            warnings.push(format!(
+                "could not check whether the migrations to run can be undone: {cause}"
+            ));
+        }
+        DownChecks::new()
+    });
     let mut directory = directories.iter();
     for db in &mut plans {
         for t in &mut db.tables {
@@ -122,5 +112,15 @@ pub async fn plans(
             }
         }
     }
-    Ok((plans, warnings))
+    let rollback_needed = plans
+        .iter()
+        .flat_map(|p| &p.tables)
+        .any(TablePlan::needs_rollback);
+    Ok(DbPlanReport {
+        kind: "DbPlan",
+        to: target.name.clone(),
+        rollback_needed,
+        databases: plans,
+        warnings,
+    })
 }
