@@ -9,6 +9,8 @@
 //! not only `null`), so a schema cannot silently describe fields the fixtures never produce; the few
 //! that the fixtures cannot produce are named in each test.
 
+#[path = "support/flux_rig.rs"]
+mod flux_rig;
 #[path = "support/npm.rs"]
 mod npm;
 #[path = "support/plugin_dbs.rs"]
@@ -329,6 +331,72 @@ fn health_schema() -> T {
     obj(health_keys())
 }
 
+/// `flux` of `health` and `version`: `null` unless a Deployment carries Flux's labels.
+fn flux_schema() -> T {
+    let reference = obj(vec![
+        req("kind", T::Str),
+        req("namespace", T::Str),
+        req("name", T::Str),
+    ]);
+    let manager = obj(vec![
+        req("kind", T::Str),
+        req("namespace", T::Str),
+        req("name", T::Str),
+        req("workloads", list(T::Str)),
+        req("read", T::Str),
+        req("apiVersion", null(T::Str)),
+        req("suspended", null(T::Bool)),
+        req("revision", null(T::Str)),
+        req("lastAttemptedRevision", null(T::Str)),
+        req(
+            "ready",
+            null(obj(vec![
+                req("status", T::Str),
+                req("reason", null(T::Str)),
+                req("message", null(T::Str)),
+            ])),
+        ),
+        req("appliedBy", null(reference)),
+    ]);
+    let policy = obj(vec![
+        req("namespace", T::Str),
+        req("name", T::Str),
+        req("imageRepository", T::Str),
+        req("image", T::Str),
+        req("latestImage", null(T::Str)),
+        req("suspended", T::Bool),
+        req(
+            "containers",
+            list(obj(vec![req("workload", T::Str), req("container", T::Str)])),
+        ),
+        req(
+            "automations",
+            list(obj(vec![
+                req("namespace", T::Str),
+                req("name", T::Str),
+                req("suspended", T::Bool),
+            ])),
+        ),
+    ]);
+    null(obj(vec![
+        req("managers", list(manager)),
+        req("imagePolicies", list(policy)),
+        req("notes", list(T::Str)),
+    ]))
+}
+
+/// `never` and every path of [`flux_schema`] under `document` (`$`, `$[]`), for documents of
+/// namespaces Flux does not manage.
+fn and_flux(never: &[&str], document: &str) -> Vec<String> {
+    let mut all = BTreeSet::new();
+    declared(&flux_schema(), &format!("{document}.flux"), &mut all);
+    never.iter().map(|p| p.to_string()).chain(all).collect()
+}
+
+fn strs(paths: &[String]) -> Vec<&str> {
+    paths.iter().map(String::as_str).collect()
+}
+
 fn health_keys() -> Vec<Key> {
     let workload = obj(vec![
         req("kind", T::Str),
@@ -392,6 +460,7 @@ fn health_keys() -> Vec<Key> {
         req("workloads", list(workload)),
         req("pods", list(pod)),
         req("findings", list(finding)),
+        req("flux", flux_schema()),
     ]
 }
 
@@ -425,7 +494,21 @@ fn health_document() {
         "$.findings[].diagnosis<pluginStartup>.plugin",
         "$.findings[].diagnosis<pluginStartup>.cause",
     ];
-    assert_contract("health", &health_schema(), &[&doc, &degraded], &never);
+    // A namespace Flux manages, and one whose image policies cannot be read.
+    let flux = {
+        let rig = flux_rig::flux_rig(&[]);
+        document(|| rig.plugin(), &["health"], 1)
+    };
+    let forbidden = {
+        let rig = flux_rig::flux_rig(&[("list", "imagepolicies")]);
+        document(|| rig.plugin(), &["health"], 1)
+    };
+    assert_contract(
+        "health",
+        &health_schema(),
+        &[&doc, &degraded, &flux, &forbidden],
+        &never,
+    );
     for severity in doc["findings"].as_array().unwrap() {
         assert!(
             ["error", "warning", "info"].contains(&severity["severity"].as_str().unwrap()),
@@ -474,11 +557,12 @@ fn health_of_several_environments_document() {
         "$[].findings[].diagnosis<pluginStartup>.cause",
         "$[].findings[].diagnosis<migrationLocked>.table",
     ];
+    let never = and_flux(&never, "$[]");
     assert_contract(
         "health several environments",
         &list(obj(keys)),
         &[&Value::Array(done)],
-        &never,
+        &strs(&never),
     );
     assert_contract(
         "health several environments, one unreachable",
@@ -1224,6 +1308,7 @@ fn version_schema() -> T {
         req("workloads", list(workload)),
         req("backstage", null(backstage)),
         req("backstageError", null(T::Str)),
+        req("flux", flux_schema()),
     ])
 }
 
@@ -1302,10 +1387,18 @@ fn version_and_version_diff_documents() {
         "$.workloads[].tagKind<other>.kind",
         "$.backstage.inference.alsoMatching[]",
     ];
+    let flux = {
+        let rig = flux_rig::flux_rig(&[("list", "imagepolicies")]);
+        document(|| rig.plugin(), &["version"], 0)
+    };
+    let flux_everything = {
+        let rig = flux_rig::flux_rig(&[]);
+        document(|| rig.plugin(), &["version"], 0)
+    };
     assert_contract(
         "version",
         &version_schema(),
-        &[&unread, &from_pod, &from_dir],
+        &[&unread, &from_pod, &from_dir, &flux, &flux_everything],
         &never,
     );
     let (o, n) = (older.to_str().unwrap(), newer.to_str().unwrap());

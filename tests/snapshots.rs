@@ -2,6 +2,8 @@
 //! against the incident fixtures. Ages are filtered (they depend on the second the test runs) and
 //! column padding is collapsed, so a snapshot changes only when the content does.
 
+#[path = "support/flux_rig.rs"]
+mod flux_rig;
 #[path = "support/rig.rs"]
 mod rig;
 
@@ -60,6 +62,19 @@ fn health_and_events_tables() {
     let (code, out, _) = run(rig.plugin().args(["events", "--types", "Warning"]));
     assert_eq!(code, 0);
     insta::assert_snapshot!("events_warnings", stable(&out));
+}
+
+/// `health` and `version` of the incident when Flux manages it (`tests/fixtures/flux.yaml`): the
+/// "Managed by Flux" and "Image automation" lines between the workloads and the rest.
+#[test]
+fn health_and_version_when_flux_manages_the_namespace() {
+    let rig = flux_rig::flux_rig(&[]);
+    let (code, out, _) = run(rig.plugin().arg("health"));
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("health_flux", stable(&out));
+    let (code, out, _) = run(rig.plugin().arg("version"));
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("version_flux", out);
 }
 
 /// Backends that run on after a plugin failed to start, diagnosed from their current logs (captured

@@ -14,8 +14,9 @@ use tokio::time::{Duration, Instant};
 
 use super::{Outcome, multi};
 use crate::cli::HealthArgs;
-use crate::kube::{Cluster, KubeError, WatchChange};
+use crate::kube::{Cluster, KubeError, WatchChange, flux};
 use crate::model::diagnosis::{StartupFailure, diagnose, diagnose_running};
+use crate::model::flux::FluxReport;
 use crate::model::health::{HealthReport, LogDiagnoses, WorkloadView};
 use crate::model::pod::PodView;
 use crate::options::OutputFormat;
@@ -42,6 +43,8 @@ struct Snapshot {
     pods: BTreeMap<String, Pod>,
     deployments: BTreeMap<String, Deployment>,
     statefulsets: BTreeMap<String, StatefulSet>,
+    /// Flux's view of the Deployments, read once per run (not watched).
+    flux: Option<FluxReport>,
 }
 
 /// Diagnoses of logs, remembered so that `--watch` reads a log once: a previous log per restart, a
@@ -73,7 +76,10 @@ async fn list(args: &HealthArgs, cluster: &Cluster) -> Result<(Snapshot, Version
         cluster.list_all::<StatefulSet>("statefulsets", selector),
     );
     let (pods, deployments, statefulsets) = (pods?, deployments?, statefulsets?);
-    let mut snapshot = Snapshot::default();
+    let mut snapshot = Snapshot {
+        flux: flux::read_flux(cluster, &deployments.0).await,
+        ..Snapshot::default()
+    };
     snapshot
         .pods
         .extend(pods.0.into_iter().map(|p| (p.name_any(), p)));
@@ -104,6 +110,11 @@ pub async fn run_several(args: &HealthArgs, settings: &[Settings], style: &Style
         gather(args, &cluster).await
     })
     .await;
+    for (environment, run) in &runs {
+        if let Ok(report) = run {
+            render::flux_notes(Some(environment), report.flux.as_ref());
+        }
+    }
     multi::print(
         runs,
         |r: &HealthReport| {
@@ -125,6 +136,7 @@ pub async fn run(
     let selector = args.selector.as_deref();
     let (mut snapshot, versions) = list(args, cluster).await?;
     let mut logs = LogCache::default();
+    render::flux_notes(None, snapshot.flux.as_ref());
 
     if !args.watch && !args.wait {
         let report = report(cluster, &snapshot, &mut logs).await;
@@ -376,14 +388,16 @@ async fn report(cluster: &Cluster, snapshot: &Snapshot, logs: &mut LogCache) -> 
             }
         }
     }
-    HealthReport::build(
+    let mut report = HealthReport::build(
         cluster.context.clone(),
         cluster.namespace.clone(),
         pods,
         workloads,
         &diagnoses,
         now,
-    )
+    );
+    report.flux = snapshot.flux.clone();
+    report
 }
 
 /// What the time-out line says is left: a count, as the findings themselves are printed above it.

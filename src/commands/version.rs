@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 
 use super::{Outcome, multi};
-use crate::kube::{Cluster, KubeError};
+use crate::kube::{Cluster, KubeError, flux};
 use crate::migrations::inventory::{self, Inventory};
 use crate::migrations::source::SourceError;
 use crate::model::release::ReleaseData;
@@ -44,7 +44,7 @@ pub async fn gather(
     selector: Option<&str>,
     source: Option<&SourceSpec>,
 ) -> Result<VersionReport, VersionError> {
-    let (namespace, workloads) = match cluster {
+    let (namespace, workloads, flux) = match cluster {
         Ok(cluster) => {
             let (pods, deployments, statefulsets) = tokio::join!(
                 cluster.list_all::<Pod>("pods", selector),
@@ -55,12 +55,13 @@ pub async fn gather(
             (
                 Some(cluster.namespace.clone()),
                 workload_versions(&deployments, &statefulsets, &pods),
+                flux::read_flux(cluster, &deployments).await,
             )
         }
         // A local tree can be described without a cluster.
         Err(e) if matches!(source, Some(SourceSpec::Dir(_))) => {
             tracing::info!(error = %e, "no cluster; describing the local tree only");
-            (None, Vec::new())
+            (None, Vec::new(), None)
         }
         Err(e) => return Err(VersionError::NoCluster(e.to_string())),
     };
@@ -82,6 +83,7 @@ pub async fn gather(
         workloads,
         backstage,
         backstage_error,
+        flux,
     })
 }
 
@@ -181,6 +183,7 @@ pub async fn run(
             "not showing the Backstage release and packages: {cause}"
         ));
     }
+    render::flux_notes(None, report.flux.as_ref());
     render::emit(&render::render(&report, style));
     Ok(Outcome::Ok)
 }
@@ -206,6 +209,9 @@ pub async fn run_several(
             render::note(&format!(
                 "environment {environment}: not showing the Backstage release and packages: {cause}"
             ));
+        }
+        if let Ok(report) = run {
+            render::flux_notes(Some(environment), report.flux.as_ref());
         }
     }
     multi::print(runs, |_: &VersionReport| Outcome::Ok, style)

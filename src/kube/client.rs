@@ -105,6 +105,11 @@ impl Cluster {
         })
     }
 
+    /// The kube client, for the adapter's other modules (dynamic kinds in other namespaces).
+    pub(super) fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
     fn action(&self, verb: &str, resource: &str) -> String {
         format!("{verb} {resource} in namespace {:?}", self.namespace)
     }

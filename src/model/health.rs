@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use super::diagnosis::{LogOrigin, StartupFailure};
+use super::flux::FluxReport;
 use super::pod::{ContainerView, PodView};
 use super::text::image_tag;
 use super::time::age;
@@ -532,6 +533,8 @@ pub struct HealthReport {
     pub workloads: Vec<WorkloadView>,
     pub pods: Vec<PodView>,
     pub findings: Vec<Finding>,
+    /// Who in Flux manages the namespace's Deployments; `null` when none carries Flux labels.
+    pub flux: Option<FluxReport>,
     #[serde(skip)]
     pub now: Timestamp,
 }
@@ -563,6 +566,7 @@ impl HealthReport {
             workloads,
             pods,
             findings,
+            flux: None,
             now,
         }
     }

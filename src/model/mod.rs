@@ -4,6 +4,7 @@ pub mod db;
 pub mod diagnosis;
 pub mod env;
 pub mod events;
+pub mod flux;
 pub mod guided;
 pub mod health;
 pub mod image;

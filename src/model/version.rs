@@ -10,6 +10,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 
+use super::flux::FluxReport;
 use super::image::{ImageRef, TagKind, digest_of_image_id, parse_image, tag_kind};
 use super::release::{Inference, ReleaseData, release_of_backstage_json};
 use crate::knex::model::MigrationRow;
@@ -65,6 +66,9 @@ pub struct VersionReport {
     /// `null` when the packages could not be read; `backstageError` says why.
     pub backstage: Option<BackstageVersion>,
     pub backstage_error: Option<String>,
+    /// Who in Flux manages the namespace's Deployments; `null` when none carries Flux labels (or the
+    /// cluster was not read).
+    pub flux: Option<FluxReport>,
 }
 
 /// One container of a Deployment or StatefulSet.

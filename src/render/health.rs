@@ -1,6 +1,6 @@
 //! The table form of `health`.
 
-use super::{Color, Column, Report, Style, cell, table_text};
+use super::{Color, Column, Report, Style, cell, flux_block, table_text};
 use crate::model::health::{HealthReport, Severity};
 use crate::model::multi::PerEnvironment;
 use crate::model::time::age;
@@ -81,6 +81,10 @@ fn health_text(
         out.push_str(&table_text(&table));
         out.push('\n');
     }
+    out.push_str(&flux_block(
+        parts.iter().map(|(e, r)| (*e, r.flux.as_ref())),
+        style,
+    ));
     if parts.iter().all(|(_, r)| r.pods.is_empty()) {
         match parts {
             [(None, report)] => out.push_str(&format!(

@@ -4,6 +4,7 @@
 pub mod db;
 mod env;
 mod events;
+mod flux;
 pub mod guided;
 mod health;
 mod json;
@@ -21,6 +22,7 @@ use crate::model::text::escape_control;
 use crate::options::OutputFormat;
 
 pub use events::{EventRowPrinter, event_rows_table};
+pub use flux::{flux_block, flux_lines, flux_notes};
 pub use messages::{
     clear_progress, error, error_lines, init_logging, note, progress, question, usage_error_lines,
     warning,

@@ -1,7 +1,7 @@
 //! The table forms of `version` (workloads, then the release and packages) and `version --diff`
 //! (package changes, migration changes, and what a downgrade must roll back first).
 
-use super::{Color, Column, Report, Style, cell, table_text};
+use super::{Color, Column, Report, Style, cell, flux_block, table_text};
 use crate::model::multi::{EnvironmentResult, PerEnvironment};
 use crate::model::version::{
     BackstageVersion, ClientVersion, DiffSide, EACH_PLUGIN, RunningImage, VersionDiff,
@@ -98,6 +98,10 @@ impl Report for PerEnvironment<VersionReport> {
             out.push_str(&table_text(&workloads_table(&parts, style)));
             out.push('\n');
         }
+        out.push_str(&flux_block(
+            parts.iter().map(|(e, r)| (*e, r.flux.as_ref())),
+            style,
+        ));
         let mut releases = style.table_with(&[
             Column::whole("ENVIRONMENT"),
             Column::whole("BACKSTAGE"),
@@ -212,6 +216,7 @@ impl Report for VersionReport {
                 out.push_str(&table_text(&table));
             }
             out.push('\n');
+            out.push_str(&flux_block([(None, self.flux.as_ref())], style));
         }
         let Some(b) = &self.backstage else {
             return out;
