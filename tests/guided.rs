@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use backstage_testkit::{FakeApiServer, Fixtures, PodOutcome, PodRuntime, PodStart, ServerOptions};
-use rollout::{BackstageRuntime, DeploymentController, IMAGE_1_54_0, IMAGE_1_55_0};
+use rollout::{BackstageRuntime, IMAGE_1_54_0, IMAGE_1_55_0};
 use serde_json::{Value, json};
 
 /// The two catalog migrations 1.55.0 (catalog-backend 4.0.0) has and 1.54.0 (3.9.0) lacks.
@@ -116,11 +116,9 @@ const DEPLOYMENT: &str = "backstage";
 const PASSWORD_VAR: &str = "KBS_TEST_DB_PASSWORD";
 
 /// A Backstage namespace on the fake API server whose pods run real backends: the Deployment (one
-/// replica, `image`), its Service, the two images registered with their trees, the runtime and the
-/// interim Deployment controller.
+/// replica, `image`), its Service, the two images registered with their trees and the runtime; the
+/// fake's own deployment controller simulation rolls it out.
 struct Environment {
-    // Stopped first: it holds the server.
-    _controller: DeploymentController,
     server: Arc<FakeApiServer>,
     runtime: Arc<BackstageRuntime>,
     home: tempfile::TempDir,
@@ -151,7 +149,11 @@ impl Environment {
         server.register_image(IMAGE_1_54_0, backstage::install_older());
         server.register_image(IMAGE_1_55_0, backstage::install());
         server.set_pod_runtime(runtime.clone());
-        let controller = DeploymentController::start(server.clone(), NS, DEPLOYMENT);
+        // The fixture has no pods: a first change of the template makes the controller roll it out.
+        let mut deployment = server.get("Deployment", NS, DEPLOYMENT).unwrap();
+        deployment["spec"]["template"]["metadata"]["annotations"] =
+            json!({"kubectl.kubernetes.io/restartedAt": "2026-12-01T00:00:00Z"});
+        server.apply(deployment);
         let home = tempfile::tempdir().unwrap();
         let kubeconfig = home.path().join("kubeconfig");
         server
@@ -160,7 +162,6 @@ impl Environment {
         let env = Environment {
             server,
             runtime,
-            _controller: controller,
             home,
             kubeconfig,
         };
@@ -360,7 +361,7 @@ fn schema(database: &str) -> String {
 }
 
 /// The peer: a database the real knex CLI migrates with 1.55.0's catalog files, then takes down
-/// `names` one by one (`knex migrate:down --name`), newest first.
+/// `names` one by one (`knex migrate:down NAME`), newest first.
 fn knex_peer(names: &[&str]) -> (String, Vec<String>) {
     let pg = backstage::pg();
     let database = format!("peer{}_{}", std::process::id(), names.len());
@@ -382,7 +383,7 @@ fn knex_peer(names: &[&str]) -> (String, Vec<String>) {
     let latest = rig.run(&target, &["migrate:latest"]);
     assert_eq!(latest.code, 0, "{}", latest.stderr);
     for name in names {
-        let down = rig.run(&target, &["migrate:down", "--name", name]);
+        let down = rig.run(&target, &["migrate:down", name]);
         assert_eq!(down.code, 0, "{}", down.stderr);
     }
     let mut client = pg.client(&database);

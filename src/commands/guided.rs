@@ -19,6 +19,9 @@ use crate::knex::model::LockState;
 use crate::kube::{BackstageDeployment, Cluster, KubeError};
 use crate::migrations::runner::{self, KnexConnection, KnexUndo};
 use crate::migrations::source::{self, LoadedSource, SourceSpec};
+use crate::model::flux::{
+    FluxKind, FluxObjectRef, SUSPENDED_ANNOTATION, parse_suspended_annotation,
+};
 use crate::model::guided::{
     FluxManager, GuidedReport, GuidedResult, GuidedState, Refusal, StepKind, StepState, plan_steps,
     way_back,
@@ -87,8 +90,30 @@ async fn run_with(
         warnings.retain(|w| !w.starts_with("could not check"));
     }
 
-    // 2. Who manages the Deployment.
-    let flux: Option<FluxManager> = None;
+    // 2. Who manages the Deployment (Flux), and what would have to be suspended.
+    let (all_deployments, _) = cluster
+        .list_all::<k8s_openapi::api::apps::v1::Deployment>("deployments", None)
+        .await?;
+    let flux_report = crate::kube::flux::read_flux(cluster, &all_deployments).await;
+    let flux: Option<FluxManager> = flux_report
+        .as_ref()
+        .and_then(|r| r.manager_of(&deployment.name))
+        .map(|m| FluxManager {
+            kind: m.kind.as_str().to_string(),
+            name: m.name.clone(),
+            namespace: m.namespace.clone(),
+            suspended: m.suspended == Some(true),
+        });
+    let to_suspend = flux_report
+        .as_ref()
+        .map(|r| r.to_suspend(&deployment.name))
+        .unwrap_or_default();
+    // What an earlier run suspended (recorded on the Deployment), for the resume.
+    let recorded: Vec<FluxObjectRef> = deployment
+        .annotations
+        .get(SUSPENDED_ANNOTATION)
+        .and_then(|v| parse_suspended_annotation(v).ok())
+        .unwrap_or_default();
     let now = health::gather(&default_health_args(), cluster).await?;
     let rolled_out = now.rolled_out;
     let target_pods_crashed = now.pods.iter().any(|p| {
@@ -213,9 +238,17 @@ async fn run_with(
                 .await
             }
             StepKind::Verify => check(cluster, settings, &guided.image).await,
-            StepKind::SuspendFlux { .. } | StepKind::ResumeFlux { .. } => Err(
-                "the Flux adapter is not in this build; nothing was changed in Flux".to_string(),
-            ),
+            StepKind::SuspendFlux { .. } => {
+                suspend_flux(cluster, &deployment.name, &to_suspend).await
+            }
+            StepKind::ResumeFlux { .. } => {
+                resume_flux(
+                    cluster,
+                    &deployment.name,
+                    &suspended_objects(&recorded, &to_suspend),
+                )
+                .await
+            }
             StepKind::Preflight => Ok(StepEnd::done(String::new())),
         };
         let step = &mut report.steps[index];
@@ -230,6 +263,28 @@ async fn run_with(
                 failed = true;
             }
         }
+    }
+    // Suspended Flux objects left suspended: say how to resume them.
+    let suspended_now = report.steps.iter().any(|s| {
+        matches!(s.kind, StepKind::SuspendFlux { .. })
+            && matches!(s.state, StepState::Done | StepState::AlreadyDone)
+    });
+    let resumed = report
+        .steps
+        .iter()
+        .any(|s| matches!(s.kind, StepKind::ResumeFlux { .. }) && s.state == StepState::Done);
+    if suspended_now && !resumed {
+        report.next = suspended_objects(&recorded, &to_suspend)
+            .iter()
+            .map(|o| {
+                format!(
+                    "flux resume {} {} -n {}",
+                    flux_cli_kind(o.kind),
+                    o.name,
+                    o.namespace
+                )
+            })
+            .collect();
     }
     // A verify that was skipped by an earlier failure is not a failure of its own.
     if report.steps.iter().any(|s| s.state == StepState::NotRun) {
@@ -606,6 +661,79 @@ async fn check(cluster: &Cluster, settings: &Settings, image: &str) -> Result<St
         )),
         Err(e) => Ok(StepEnd::done(format!("{ready}; smoke checks not run: {e}"))),
     }
+}
+
+/// The objects suspended for the Deployment: those an earlier run recorded and those this run
+/// suspends, each once.
+fn suspended_objects(recorded: &[FluxObjectRef], now: &[FluxObjectRef]) -> Vec<FluxObjectRef> {
+    let mut all: Vec<FluxObjectRef> = recorded.to_vec();
+    for o in now {
+        if !all.contains(o) {
+            all.push(o.clone());
+        }
+    }
+    all
+}
+
+/// How the `flux` CLI names a kind in `flux resume KIND NAME`.
+fn flux_cli_kind(kind: FluxKind) -> &'static str {
+    match kind {
+        FluxKind::HelmRelease => "helmrelease",
+        FluxKind::Kustomization => "kustomization",
+        FluxKind::ImageUpdateAutomation => "image update",
+        FluxKind::ImagePolicy => "image policy",
+        FluxKind::ImageRepository => "image repository",
+    }
+}
+
+/// Suspends each object (`spec.suspend: true`) and records them on the Deployment.
+async fn suspend_flux(
+    cluster: &Cluster,
+    deployment: &str,
+    objects: &[FluxObjectRef],
+) -> Result<StepEnd, String> {
+    let mut done = Vec::new();
+    for o in objects {
+        crate::kube::flux::set_suspended(cluster, o, true)
+            .await
+            .map_err(|e| format!("{e} (suspended so far: {})", names(&done)))?;
+        done.push(o.clone());
+    }
+    crate::kube::flux::annotate_suspended_flux(cluster, deployment, &done)
+        .await
+        .map_err(|e| format!("{e} (suspended: {})", names(&done)))?;
+    Ok(StepEnd::done(format!(
+        "suspended {}; recorded in annotation {SUSPENDED_ANNOTATION}",
+        names(&done)
+    )))
+}
+
+/// Resumes each object and removes the record from the Deployment.
+async fn resume_flux(
+    cluster: &Cluster,
+    deployment: &str,
+    objects: &[FluxObjectRef],
+) -> Result<StepEnd, String> {
+    for o in objects {
+        crate::kube::flux::set_suspended(cluster, o, false)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    crate::kube::flux::annotate_suspended_flux(cluster, deployment, &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(StepEnd::done(format!("resumed {}", names(objects))))
+}
+
+fn names(objects: &[FluxObjectRef]) -> String {
+    if objects.is_empty() {
+        return "nothing".into();
+    }
+    objects
+        .iter()
+        .map(|o| format!("{} {}/{}", o.kind.as_str(), o.namespace, o.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn verify_args() -> crate::cli::VerifyArgs {
