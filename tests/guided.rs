@@ -127,12 +127,24 @@ struct Environment {
 
 impl Environment {
     fn start(image: &str) -> Environment {
+        Environment::start_with(image, false)
+    }
+
+    /// With `flux`: Flux's kinds served, the Deployment labelled by HelmRelease flux-system/backstage
+    /// (which wants `image`), and the fake's Flux reconciling: a changed image is set back unless
+    /// the HelmRelease is suspended.
+    fn start_with(image: &str, flux: bool) -> Environment {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut fixtures = Fixtures::empty();
         let labels = json!({"app.kubernetes.io/name": "backstage", "app.kubernetes.io/instance": "backstage"});
+        let mut deployment_labels = labels.clone();
+        if flux {
+            deployment_labels["helm.toolkit.fluxcd.io/name"] = json!("backstage");
+            deployment_labels["helm.toolkit.fluxcd.io/namespace"] = json!("flux-system");
+        }
         fixtures.add(json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": DEPLOYMENT, "namespace": NS, "labels": labels, "generation": 1},
+            "metadata": {"name": DEPLOYMENT, "namespace": NS, "labels": deployment_labels, "generation": 1},
             "spec": {"replicas": 1, "selector": {"matchLabels": labels},
                 "template": {"metadata": {"labels": labels},
                     "spec": {"containers": [{"name": "backstage", "image": image,
@@ -144,7 +156,32 @@ impl Environment {
             "metadata": {"name": "backstage", "namespace": NS, "labels": labels},
             "spec": {"selector": labels, "ports": [{"name": "http-backend", "port": 7007, "targetPort": "http-backend"}]},
         }));
-        let server = Arc::new(FakeApiServer::start(ServerOptions::new(fixtures)).unwrap());
+        let server = Arc::new(
+            FakeApiServer::start(ServerOptions {
+                flux,
+                ..ServerOptions::new(fixtures)
+            })
+            .unwrap(),
+        );
+        if flux {
+            server.apply(json!({
+                "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+                "metadata": {"name": "backstage", "namespace": "flux-system", "generation": 3},
+                "spec": {"interval": "5m", "releaseName": "backstage", "targetNamespace": NS,
+                    "chart": {"spec": {"chart": "backstage", "version": "1.4.2"}}},
+                "status": {"observedGeneration": 3, "lastAttemptedRevision": "1.4.2",
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "UpgradeSucceeded"}],
+                    "history": [{"chartVersion": "1.4.2", "status": "deployed"}]},
+            }));
+            server.set_flux_desired_image(
+                "HelmRelease",
+                "flux-system",
+                "backstage",
+                "backstage",
+                image,
+            );
+            server.flux_reconciles(true);
+        }
         let runtime = Arc::new(BackstageRuntime::new());
         server.register_image(IMAGE_1_54_0, backstage::install_older());
         server.register_image(IMAGE_1_55_0, backstage::install());
@@ -319,8 +356,8 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `pg_dump --schema-only` of a database without Backstage's scheduler tables (the knex peer has
-/// none), the random `\restrict` lines and comments.
+/// `pg_dump --schema-only` of a database without the backend's own tables (scheduler, public keys:
+/// the knex peer has none), the random `\restrict` lines and comments.
 fn schema(database: &str) -> String {
     let pg = backstage::pg();
     let out = std::process::Command::new("/usr/lib/postgresql/15/bin/pg_dump")
@@ -595,4 +632,71 @@ fn upgrade_then_downgrade_then_rollback_on_real_backends() {
     assert_eq!(env.catalog(), peer_rows);
     assert_eq!(schema(&env.runtime.database("catalog")), schema(&peer));
     backstage::pg().drop_named(&peer);
+}
+
+/// Flux manages the Deployment: the upgrade is refused (exit 2, nothing changed) and names the way
+/// forward; with `--suspend-flux` the HelmRelease is suspended, recorded on the Deployment, the
+/// upgrade goes through and stays (Flux does not set the image back), and the resume is printed.
+#[test]
+fn flux_refuses_then_suspend_flux_upgrades() {
+    let env = Environment::start_with(IMAGE_1_54_0, true);
+    let before = env.catalog();
+
+    let (code, out, err) = env.guided(&["upgrade", "--image", IMAGE_1_55_0, "--yes"]);
+    assert_eq!(code, 2, "stdout: {out}\nstderr: {err}");
+    assert_eq!(
+        err.lines().last().unwrap(),
+        "error: HelmRelease flux-system/backstage (Flux) manages the Deployment and would revert the image: change the image in Git, or rerun with --suspend-flux (and --resume-flux to resume it at the end)"
+    );
+    assert_eq!(env.image(), IMAGE_1_54_0);
+    assert_eq!(env.catalog(), before);
+    let release = env
+        .server
+        .get("HelmRelease", "flux-system", "backstage")
+        .unwrap();
+    assert!(release["spec"]["suspend"].is_null());
+
+    let (code, out, err) = env.guided(&[
+        "upgrade",
+        "--image",
+        IMAGE_1_55_0,
+        "--yes",
+        "--suspend-flux",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        steps(&report),
+        pairs(&[
+            ("preflight", "done"),
+            ("suspendFlux", "done"),
+            ("setImage", "done"),
+            ("waitRollout", "done"),
+            ("verify", "done"),
+        ])
+    );
+    assert_eq!(
+        report["next"],
+        json!(["flux resume helmrelease backstage -n flux-system"])
+    );
+    let release = env
+        .server
+        .get("HelmRelease", "flux-system", "backstage")
+        .unwrap();
+    assert_eq!(release["spec"]["suspend"], true);
+    let annotations = &env.deployment()["metadata"]["annotations"];
+    assert!(
+        annotations
+            .as_object()
+            .unwrap()
+            .iter()
+            .any(|(k, v)| k.contains("suspended") && v.as_str().unwrap().contains("HelmRelease")),
+        "{annotations}"
+    );
+    // Flux, suspended, leaves the new image alone.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(env.image(), IMAGE_1_55_0);
+    assert_eq!(&env.catalog()[before.len()..], CATALOG_1_55_ONLY);
 }
