@@ -366,7 +366,7 @@ fn schema(database: &str) -> String {
             "--no-owner",
             "--no-privileges",
             "-T",
-            "backstage_backend_tasks*",
+            "backstage_backend_*",
         ])
         .args([
             "-h",
