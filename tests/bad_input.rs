@@ -565,6 +565,15 @@ fn rows(ctx: &Ctx) -> Vec<Row> {
             .first("error: --source image:acme/back stage:1: an image reference has no spaces"),
         row("db: plan --to image: with an uppercase repository").db(ctx, &["plan", "--to", "image:ghcr.io/Acme/backstage:1.55.0"])
             .first("error: --to image:ghcr.io/Acme/backstage:1.55.0: repository \"ghcr.io/Acme/backstage\" has uppercase letters (repository names are lowercase)"),
+        // ---- upgrade / rollback (refused before anything is read) ----
+        row("upgrade: --image without a tag").args(&["upgrade", "--image", "registry.test/backstage"])
+            .first("error: --image \"registry.test/backstage\" has no tag or digest; name the version to move to (NAME:TAG)"),
+        row("rollback: --to-image with a space").args(&["rollback", "--to-image", "acme/back stage:1"])
+            .first("error: --to-image \"acme/back stage:1\": an image reference has no spaces"),
+        row("upgrade: --timeout 0").args(&["upgrade", "--image", "r/backstage:1", "--timeout", "0s"])
+            .first("error: --timeout \"0\" must be longer than zero"),
+        row("upgrade: --source pod").args(&["upgrade", "--image", "r/backstage:1", "--source", "pod"])
+            .first("error: --source \"pod\": the target image is not running yet; give `image` or a DIR with its files"),
         // ---- version ----
         row("version: --source that does not exist").args(&["version", "--source", "{dir}/nowhere"])
             .first("error: --source {dir}/nowhere: not a folder (a source is pod, pod:NAME, image:REF or a folder)"),
