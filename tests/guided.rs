@@ -475,6 +475,14 @@ fn upgrade_then_downgrade_then_rollback_on_real_backends() {
         catalog_plan["tables"][0]["upgrade"],
         json!(CATALOG_1_55_ONLY)
     );
+    // The new pod's readiness and liveness answered through a port-forward to the Service.
+    let verify = report["steps"][3]["detail"].as_str().unwrap();
+    assert!(
+        verify.starts_with(&format!(
+            "1 pod(s) of {IMAGE_1_55_0} ready; 2 smoke check(s) passed at http://127.0.0.1:"
+        )),
+        "{verify}"
+    );
     assert!(
         err.contains("step 2/4: set the image to registry.test/backstage:1.55.0"),
         "{err}"
