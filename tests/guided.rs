@@ -479,7 +479,7 @@ fn upgrade_then_downgrade_then_rollback_on_real_backends() {
     let verify = report["steps"][3]["detail"].as_str().unwrap();
     assert!(
         verify.starts_with(&format!(
-            "1 pod(s) of {IMAGE_1_55_0} ready; 2 smoke check(s) passed at http://127.0.0.1:"
+            "1 pod(s) of {IMAGE_1_55_0} ready; 3 smoke check(s) passed at http://127.0.0.1:"
         )),
         "{verify}"
     );
