@@ -707,4 +707,48 @@ fn flux_refuses_then_suspend_flux_upgrades() {
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(env.image(), IMAGE_1_55_0);
     assert_eq!(&env.catalog()[before.len()..], CATALOG_1_55_ONLY);
+
+    // Git has the new image now; the same command again with --resume-flux only resumes.
+    env.server.set_flux_desired_image(
+        "HelmRelease",
+        "flux-system",
+        "backstage",
+        "backstage",
+        IMAGE_1_55_0,
+    );
+    let (code, out, err) = env.guided(&[
+        "upgrade",
+        "--image",
+        IMAGE_1_55_0,
+        "--yes",
+        "--resume-flux",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        steps(&report),
+        pairs(&[
+            ("preflight", "done"),
+            ("suspendFlux", "alreadyDone"),
+            ("setImage", "alreadyDone"),
+            ("waitRollout", "alreadyDone"),
+            ("verify", "done"),
+            ("resumeFlux", "done"),
+        ])
+    );
+    assert_eq!(report["next"], json!([]));
+    let release = env
+        .server
+        .get("HelmRelease", "flux-system", "backstage")
+        .unwrap();
+    assert!(release["spec"]["suspend"].is_null(), "{release}");
+    assert!(
+        env.deployment()["metadata"]["annotations"]
+            .get("kubectl-backstage.io/suspended-flux")
+            .is_none_or(Value::is_null)
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(env.image(), IMAGE_1_55_0);
 }
