@@ -87,6 +87,12 @@ pub enum Command {
     /// Smoke checks against the portal's URL: readiness, liveness, sign-in, catalog, templates, docs
     /// (exit 1 when a check fails)
     Verify(VerifyArgs),
+    /// Move Backstage to a newer image, guided: preflight plan, Flux, set the image, wait for the
+    /// rollout, verify (exit 1 when the rollout fails, 3 when stopped part-way)
+    Upgrade(Box<UpgradeArgs>),
+    /// Move Backstage back to an older image, guided: preflight plan, Flux, roll back the migrations
+    /// the older image lacks (in the current, newer pod), set the image, wait, verify
+    Rollback(Box<RollbackArgs>),
     /// The environments of the config file
     #[command(subcommand)]
     Env(EnvCommand),
@@ -205,6 +211,53 @@ pub enum CompletionShell {
     Zsh,
     Fish,
     Kubectl,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// The image to move to, REGISTRY/NAME:TAG (or @sha256:…)
+    #[arg(long, value_name = "REF")]
+    pub image: String,
+    #[command(flatten)]
+    pub guided: GuidedArgs,
+    #[command(flatten)]
+    pub connection: DbConnectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The older image to move back to, REGISTRY/NAME:TAG (or @sha256:…)
+    #[arg(long, value_name = "REF")]
+    pub to_image: String,
+    #[command(flatten)]
+    pub guided: GuidedArgs,
+    #[command(flatten)]
+    pub connection: DbConnectionArgs,
+}
+
+/// The flags `upgrade` and `rollback` share.
+#[derive(Debug, Args, Clone)]
+pub struct GuidedArgs {
+    /// Do not ask before changing anything
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Only print the steps and the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// When Flux manages the Deployment: suspend its HelmRelease / Kustomization first (recorded in an
+    /// annotation on the Deployment)
+    #[arg(long)]
+    pub suspend_flux: bool,
+    /// At the end, resume the Flux object that was suspended (else the command is printed)
+    #[arg(long)]
+    pub resume_flux: bool,
+    /// How long to wait for the rollout, e.g. 10m
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Where the target image's migration files are read: `image` (the image itself, by a short-lived
+    /// pod; the default), or a DIR (a checkout or node_modules of that image's version)
+    #[arg(long, value_name = "SOURCE")]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Args)]

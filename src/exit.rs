@@ -61,15 +61,33 @@ pub fn of_outcome(outcome: Outcome) -> u8 {
     }
 }
 
+/// Ctrl-C stopped the command (after it cleaned up): 128 + SIGINT, as a shell reports it.
+pub const INTERRUPTED: u8 = 130;
+
 /// The exit code of a command that could not run.
 pub fn of_error(error: &Error) -> u8 {
+    if interrupted(error) {
+        return INTERRUPTED;
+    }
     match error {
         Error::Settings(_)
         | Error::Kube(_)
         | Error::Db(_)
         | Error::Version(_)
         | Error::Verify(_)
+        | Error::Guided(_)
         | Error::Runtime(_) => COULD_NOT_RUN,
+    }
+}
+
+/// Whether the error is an `image:REF` preflight stopped by Ctrl-C.
+fn interrupted(error: &Error) -> bool {
+    use crate::commands::db::DbCommandError;
+    use crate::commands::version::VersionError;
+    match error {
+        Error::Db(DbCommandError::Source(source)) => source.is_interrupted(),
+        Error::Version(VersionError::Source(source)) => source.is_interrupted(),
+        _ => false,
     }
 }
 
@@ -103,5 +121,13 @@ mod tests {
         assert_eq!(of_error(&usage), 2);
         let runtime = Error::Runtime(std::io::Error::other("x"));
         assert_eq!(of_error(&runtime), 2);
+        let interrupted = crate::migrations::image::ImageSourceError::Interrupted {
+            image: "backstage:1".into(),
+            pod: "backstage-preflight-x".into(),
+        };
+        let error = Error::Version(crate::commands::version::VersionError::Source(
+            crate::migrations::source::SourceError::Image(interrupted),
+        ));
+        assert_eq!(of_error(&error), 130);
     }
 }

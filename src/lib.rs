@@ -47,6 +47,8 @@ pub enum Error {
     Version(#[from] commands::version::VersionError),
     #[error(transparent)]
     Verify(#[from] commands::verify::VerifyError),
+    #[error(transparent)]
+    Guided(Box<commands::guided::GuidedError>),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -153,6 +155,22 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
                 &RealEnv,
             ))?)
         }
+        Command::Upgrade(args) => guided(
+            model::guided::Direction::Upgrade,
+            &args.image,
+            &args.guided,
+            &args.connection,
+            &settings,
+            &style,
+        ),
+        Command::Rollback(args) => guided(
+            model::guided::Direction::Rollback,
+            &args.to_image,
+            &args.guided,
+            &args.connection,
+            &settings,
+            &style,
+        ),
         Command::Db(args) => {
             let command = DbCommandSettings::resolve(&args.command)?;
             let db_settings = DbSettings::resolve(
@@ -169,6 +187,25 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
             ))?)
         }
     }
+}
+
+/// `upgrade` / `rollback`: every flag checked and the password found before anything is read.
+fn guided(
+    direction: model::guided::Direction,
+    image: &str,
+    args: &cli::GuidedArgs,
+    connection: &cli::DbConnectionArgs,
+    settings: &Settings,
+    style: &render::Style,
+) -> Result<Outcome, Error> {
+    let guided = settings::commands::GuidedSettings::resolve(direction, image, args)?;
+    let db_settings = DbSettings::resolve(
+        connection,
+        settings.environment.as_ref().map(|(_, e)| e),
+        settings.cluster.request_timeout,
+        &RealEnv,
+    )?;
+    Ok(runtime()?.block_on(commands::guided::run(&guided, db_settings, settings, style))?)
 }
 
 /// A command given several environments (`-e a,b`, `--all-envs`): those that can fan out do, the
@@ -237,6 +274,8 @@ fn command_name(command: &Command) -> &'static str {
         Command::Version(_) => "version",
         Command::Verify(_) => "verify",
         Command::Db(_) => "db",
+        Command::Upgrade(_) => "upgrade",
+        Command::Rollback(_) => "rollback",
         Command::Env(_) => "env",
         Command::Completion(_) => "completion",
     }

@@ -556,18 +556,37 @@ fn rows(ctx: &Ctx) -> Vec<Row> {
         row("db: rollback with the pod runner and no cluster").db(ctx, &["rollback", "--plugin", "catalog", "--last-batch", "--yes"])
             .first("error: --runner pod needs the cluster (cannot read kubeconfig {dir}/home/.kube/config: No such file or directory (os error 2)); or use --runner local --source DIR"),
         row("db: status --source that does not exist").db(ctx, &["status", "--source", "{dir}/nowhere"])
-            .first("error: --source {dir}/nowhere: not a folder (a source is pod, pod:NAME or a folder)"),
+            .first("error: --source {dir}/nowhere: not a folder (a source is pod, pod:NAME, image:REF or a folder)"),
         row("db: plan --to that does not exist").db(ctx, &["plan", "--to", "{dir}/nowhere"])
-            .first("error: --to {dir}/nowhere: not a folder (a source is pod, pod:NAME or a folder)"),
+            .first("error: --to {dir}/nowhere: not a folder (a source is pod, pod:NAME, image:REF or a folder)"),
+        row("db: plan --to image: with nothing after it").db(ctx, &["plan", "--to", "image:"])
+            .first("error: --to image:: the image reference is empty"),
+        row("db: status --source image: with a space").db(ctx, &["status", "--source", "image:acme/back stage:1"])
+            .first("error: --source image:acme/back stage:1: an image reference has no spaces"),
+        row("db: plan --to image: with an uppercase repository").db(ctx, &["plan", "--to", "image:ghcr.io/Acme/backstage:1.55.0"])
+            .first("error: --to image:ghcr.io/Acme/backstage:1.55.0: repository \"ghcr.io/Acme/backstage\" has uppercase letters (repository names are lowercase)"),
+        // ---- upgrade / rollback (refused before anything is read) ----
+        row("upgrade: --image without a tag").args(&["upgrade", "--image", "registry.test/backstage"])
+            .first("error: --image \"registry.test/backstage\" has no tag or digest; name the version to move to (NAME:TAG)"),
+        row("rollback: --to-image with a space").args(&["rollback", "--to-image", "acme/back stage:1"])
+            .first("error: --to-image \"acme/back stage:1\": an image reference has no spaces"),
+        row("upgrade: --timeout 0").args(&["upgrade", "--image", "r/backstage:1", "--timeout", "0s"])
+            .first("error: --timeout \"0\" must be longer than zero"),
+        row("upgrade: --source pod").args(&["upgrade", "--image", "r/backstage:1", "--source", "pod"])
+            .first("error: --source \"pod\": the target image is not running yet; give `image` or a DIR with its files"),
         // ---- version ----
         row("version: --source that does not exist").args(&["version", "--source", "{dir}/nowhere"])
-            .first("error: --source {dir}/nowhere: not a folder (a source is pod, pod:NAME or a folder)"),
+            .first("error: --source {dir}/nowhere: not a folder (a source is pod, pod:NAME, image:REF or a folder)"),
         row("version: --source a folder without node_modules").args(&["version", "--source", "{dir}"])
             .first("error: --source {dir}: has no node_modules: name a checkout with installed dependencies, or its node_modules"),
         row("version: --source env:NAME").args(&["version", "--source", "env:ptl"])
             .first("error: --source env:ptl: env:NAME is for --diff; to see another environment use -e NAME"),
         row("version: --diff side that does not exist").args(&["version", "--diff", "pod", "{dir}/nowhere"])
-            .first("error: --diff {dir}/nowhere: not a folder (a source is pod, pod:NAME or a folder)"),
+            .first("error: --diff {dir}/nowhere: not a folder (a source is pod, pod:NAME, image:REF or a folder)"),
+        row("version: --diff with a bad image").args(&["version", "--diff", "pod", "image:acme/backstage:bad tag"])
+            .first("error: --diff image:acme/backstage:bad tag: an image reference has no spaces"),
+        row("version: --source image with a bad tag").args(&["version", "--source", "image:acme/backstage:-x"])
+            .first("error: --source image:acme/backstage:-x: tag \"-x\" is not valid (letters, digits, '_', '.', '-'; at most 128)"),
         row("version: --diff with an unknown environment").args(&["version", "--diff", "pod", "env:nope"])
             .first("error: unknown environment \"nope\"; configured environments: none (see `kubectl backstage env list`)"),
         row("version: --diff with one side").args(&["version", "--diff", "pod"])
@@ -578,6 +597,8 @@ fn rows(ctx: &Ctx) -> Vec<Row> {
             .first("error: pod \"nope\" not found in namespace backstage"),
         row("version: no cluster").args(&["version"]).kube(Kube::Absent)
             .first("error: cannot read kubeconfig {dir}/home/.kube/config: No such file or directory (os error 2)"),
+        row("db: plan --to image with no cluster").db(ctx, &["plan", "--to", "image:acr.example.io/backstage:1.55.0"])
+            .first("error: image:acr.example.io/backstage:1.55.0 is read in a preflight pod, which needs the cluster: cannot read kubeconfig {dir}/home/.kube/config: No such file or directory (os error 2)"),
         row("version: --diff of pods with no cluster").args(&["version", "--diff", "pod", "pod"]).kube(Kube::Absent)
             .first("error: reading migration files from a pod needs the cluster: cannot read kubeconfig {dir}/home/.kube/config: No such file or directory (os error 2)"),
         // ---- verify: flags, config, token ----

@@ -1018,6 +1018,25 @@ fn db_list_current_version_plan_and_rollback_dry_run_documents() {
         &["plan", "--to", newer_code.to_str().unwrap()],
         0,
     );
+    // A catalog with only its first migration: the upgrade runs migrations whose down() is empty,
+    // each a warning.
+    let mut first_only = Plugins::new();
+    let database = first_only.create("catalog", None);
+    let out = npm::KnexRig::get().run(
+        &plugin_dbs::knex_target(&database, CATALOG_NEWER, "migrations", "knex_migrations"),
+        &["migrate:up"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let irreversible = document(
+        || first_only.db(),
+        &["plan", "--to", newer_code.to_str().unwrap()],
+        0,
+    );
+    assert_eq!(
+        irreversible["warnings"].as_array().map(Vec::len),
+        Some(3),
+        "{irreversible}"
+    );
     let plan_schema = obj(vec![
         req("kind", T::Lit("DbPlan")),
         req("to", T::Str),
@@ -1032,16 +1051,25 @@ fn db_list_current_version_plan_and_rollback_dry_run_documents() {
                         req("upgrade", list(T::Str)),
                         req("rollback", list(T::Str)),
                         req("commands", list(T::Str)),
+                        req(
+                            "upgradeChecks",
+                            list(obj(vec![
+                                req("name", T::Str),
+                                req("reversible", null(T::Bool)),
+                                req("down", T::Str),
+                            ])),
+                        ),
                     ])),
                 ),
                 req("notInTarget", list(T::Str)),
             ]))),
         ),
+        req("warnings", list(T::Str)),
     ]);
     assert_contract(
         "db plan",
         &plan_schema,
-        &[&plan, &upgrade],
+        &[&plan, &upgrade, &irreversible],
         &["$.databases[].schema"],
     );
 

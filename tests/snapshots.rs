@@ -34,6 +34,8 @@ fn help_texts() {
     insta::assert_snapshot!("help_db_rollback", help(&["db", "rollback"]));
     insta::assert_snapshot!("help_verify", help(&["verify"]));
     insta::assert_snapshot!("help_version", help(&["version"]));
+    insta::assert_snapshot!("help_upgrade", help(&["upgrade"]));
+    insta::assert_snapshot!("help_rollback", help(&["rollback"]));
 }
 
 /// `version` on the incident: the workloads mid-rollout (the pods cannot be exec'd into here, so the

@@ -420,3 +420,94 @@ fn truncate(text: &str, max: usize) -> String {
 fn humantime(d: Duration) -> String {
     crate::model::time::human_duration(d.as_secs() as i64)
 }
+
+/// How [`wait_for_rollout`] ended, with the last report.
+pub enum WaitEnd {
+    /// Every rollout complete and every pod ready.
+    RolledOut(HealthReport),
+    /// The caller's check stopped the wait, saying why.
+    Stopped(HealthReport, String),
+    TimedOut(HealthReport),
+    /// Ctrl-C.
+    Interrupted(HealthReport),
+}
+
+/// Waits as `health --wait` does (watching pods, Deployments and StatefulSets, reading crash logs),
+/// with progress on stderr when it is a terminal, and without printing the report: the guided
+/// commands print their own. `stop` sees every report and may end the wait early (a pod of the new
+/// image that cannot start, an image put back by someone else).
+pub async fn wait_for_rollout(
+    cluster: &Cluster,
+    timeout: Duration,
+    mut stop: impl FnMut(&HealthReport) -> Option<String>,
+) -> Result<WaitEnd, KubeError> {
+    let args = HealthArgs {
+        selector: None,
+        watch: false,
+        wait: true,
+        timeout,
+    };
+    let (mut snapshot, versions) = list(&args, cluster).await?;
+    let mut logs = LogCache::default();
+    let mut pod_changes = cluster.watch::<Pod>("pods", None, versions.pods);
+    let mut deployment_changes =
+        cluster.watch::<Deployment>("deployments", None, versions.deployments);
+    let mut statefulset_changes =
+        cluster.watch::<StatefulSet>("statefulsets", None, versions.statefulsets);
+    let deadline = Instant::now() + timeout;
+    let progress = std::io::stderr().is_terminal();
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::pin!(interrupt);
+    // Crash logs are read on every change; a poll also catches a container that restarts quietly.
+    let poll = Duration::from_secs(2);
+    loop {
+        let report = report(cluster, &snapshot, &mut logs).await;
+        if let Some(why) = stop(&report) {
+            if progress {
+                render::clear_progress();
+            }
+            return Ok(WaitEnd::Stopped(report, why));
+        }
+        if report.rolled_out {
+            if progress {
+                render::clear_progress();
+            }
+            return Ok(WaitEnd::RolledOut(report));
+        }
+        if progress {
+            let what = report
+                .findings
+                .first()
+                .map(|f| format!("{}: {}", f.object, f.message))
+                .unwrap_or_default();
+            render::progress(&format!(
+                "waiting for the rollout… {}",
+                truncate(&what, 100)
+            ));
+        }
+        tokio::select! {
+            change = pod_changes.recv() => { apply(&mut snapshot.pods, change)?; }
+            change = deployment_changes.recv() => { apply(&mut snapshot.deployments, change)?; }
+            change = statefulset_changes.recv() => { apply(&mut snapshot.statefulsets, change)?; }
+            () = tokio::time::sleep(poll) => {}
+            () = tokio::time::sleep_until(deadline) => {
+                if progress { render::clear_progress(); }
+                return Ok(WaitEnd::TimedOut(report));
+            }
+            _ = &mut interrupt => {
+                if progress { render::clear_progress(); }
+                return Ok(WaitEnd::Interrupted(report));
+            }
+        }
+        let settle = tokio::time::sleep(SETTLE);
+        tokio::pin!(settle);
+        loop {
+            tokio::select! {
+                change = pod_changes.recv() => { apply(&mut snapshot.pods, change)?; }
+                change = deployment_changes.recv() => { apply(&mut snapshot.deployments, change)?; }
+                change = statefulset_changes.recv() => { apply(&mut snapshot.statefulsets, change)?; }
+                () = &mut settle => break,
+            }
+        }
+    }
+}

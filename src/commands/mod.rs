@@ -6,6 +6,7 @@ pub mod confirm;
 pub mod db;
 pub mod env;
 pub mod events;
+pub mod guided;
 pub mod health;
 pub mod multi;
 pub mod verify;

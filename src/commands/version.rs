@@ -67,10 +67,12 @@ pub async fn gather(
     };
     let (backstage, backstage_error) = match source {
         Some(spec) => {
-            let found = inventory::load(spec, cluster).await?;
+            let found = inventory::load(spec, cluster, &render::preflight_progress).await?;
             (Some(describe(&found)), None)
         }
-        None => match inventory::load(&SourceSpec::Pod(None), cluster).await {
+        None => match inventory::load(&SourceSpec::Pod(None), cluster, &render::preflight_progress)
+            .await
+        {
             Ok(found) => (Some(describe(&found)), None),
             Err(e) => (None, Some(e.to_string())),
         },
@@ -107,7 +109,9 @@ async fn read_side(
     cluster: Result<&Cluster, &KubeError>,
 ) -> Result<Inventory, VersionError> {
     match source {
-        VersionSource::Spec(spec) => Ok(inventory::load(spec, cluster).await?),
+        VersionSource::Spec(spec) => {
+            Ok(inventory::load(spec, cluster, &render::preflight_progress).await?)
+        }
         VersionSource::Env { name, cluster } => {
             let environment = |message: String| VersionError::Environment {
                 name: name.clone(),
@@ -116,9 +120,13 @@ async fn read_side(
             let other = Cluster::connect(cluster)
                 .await
                 .map_err(|e| environment(e.to_string()))?;
-            let mut found = inventory::load(&SourceSpec::Pod(None), Ok(&other))
-                .await
-                .map_err(|e| environment(e.to_string()))?;
+            let mut found = inventory::load(
+                &SourceSpec::Pod(None),
+                Ok(&other),
+                &render::preflight_progress,
+            )
+            .await
+            .map_err(|e| environment(e.to_string()))?;
             found.source = format!("env:{name}/{}", found.source);
             Ok(found)
         }

@@ -16,6 +16,83 @@ pub struct TablePlan {
     pub rollback: Vec<String>,
     /// The `db rollback` commands that undo them.
     pub commands: Vec<String>,
+    /// For each of `upgrade`, in the same order: whether its `down()` can undo it (filled in when the
+    /// target's files were loaded with Node; empty when they were not checked).
+    pub upgrade_checks: Vec<DownCheck>,
+}
+
+/// What a migration file's `down` is, as Node loads it (the way Knex's migrator does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DownState {
+    /// A function with a body that does something.
+    Present,
+    /// A function whose body is empty or only comments (`async function down() {}`).
+    Empty,
+    /// No `down` function exported.
+    Missing,
+    /// A body that does nothing but throw (`throw new Error('irreversible')`).
+    Throws,
+    /// The file could not be loaded with `require`.
+    Unloadable,
+    /// Not checked (Node could not be run where the files are).
+    Unchecked,
+}
+
+impl DownState {
+    /// `Some(false)` when `down()` cannot undo the migration, `None` when that is not known.
+    pub fn reversible(self) -> Option<bool> {
+        match self {
+            DownState::Present => Some(true),
+            DownState::Empty | DownState::Missing | DownState::Throws => Some(false),
+            DownState::Unloadable | DownState::Unchecked => None,
+        }
+    }
+
+    /// Why the migration cannot be undone, in words; `None` when it can (or is not known).
+    pub fn why_irreversible(self) -> Option<&'static str> {
+        match self {
+            DownState::Empty => Some("its down() is empty"),
+            DownState::Missing => Some("it has no down()"),
+            DownState::Throws => Some("its down() only throws"),
+            _ => None,
+        }
+    }
+}
+
+/// One migration an upgrade would run, and whether it can be rolled back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownCheck {
+    pub name: String,
+    /// `false`: `db rollback` could not undo it; `null`: not known.
+    pub reversible: Option<bool>,
+    pub down: DownState,
+}
+
+impl TablePlan {
+    /// Fills [`TablePlan::upgrade_checks`] from what `down_of` says of each file to run.
+    pub fn check_upgrades(&mut self, down_of: impl Fn(&str) -> DownState) {
+        self.upgrade_checks = self
+            .upgrade
+            .iter()
+            .map(|name| {
+                let down = down_of(name);
+                DownCheck {
+                    name: name.clone(),
+                    reversible: down.reversible(),
+                    down,
+                }
+            })
+            .collect();
+    }
+
+    /// The migrations to run that cannot be undone, with why.
+    pub fn irreversible(&self) -> impl Iterator<Item = (&str, &'static str)> {
+        self.upgrade_checks
+            .iter()
+            .filter_map(|c| c.down.why_irreversible().map(|why| (c.name.as_str(), why)))
+    }
 }
 
 impl TablePlan {
@@ -62,6 +139,7 @@ pub fn table_plan(
         upgrade: status.pending.clone(),
         rollback: status.missing.iter().rev().cloned().collect(),
         commands,
+        upgrade_checks: Vec::new(),
     }
 }
 
@@ -84,6 +162,38 @@ mod tests {
 
     fn files(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn upgrades_are_checked_for_a_down_that_undoes_them() {
+        let mut plan = table_plan(
+            "catalog",
+            "knex_migrations",
+            &rows(&["1_a.js"]),
+            &files(&["1_a.js", "2_b.js", "3_c.js", "4_d.js"]),
+        );
+        plan.check_upgrades(|name| match name {
+            "2_b.js" => DownState::Present,
+            "3_c.js" => DownState::Empty,
+            _ => DownState::Unloadable,
+        });
+        let checks: Vec<(&str, Option<bool>)> = plan
+            .upgrade_checks
+            .iter()
+            .map(|c| (c.name.as_str(), c.reversible))
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                ("2_b.js", Some(true)),
+                ("3_c.js", Some(false)),
+                ("4_d.js", None)
+            ]
+        );
+        assert_eq!(
+            plan.irreversible().collect::<Vec<_>>(),
+            [("3_c.js", "its down() is empty")]
+        );
     }
 
     #[test]

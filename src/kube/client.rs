@@ -369,6 +369,71 @@ impl Cluster {
         })
     }
 
+    /// Creates a pod in the namespace; the API server's copy is returned.
+    pub async fn create_pod(
+        &self,
+        pod: &k8s_openapi::api::core::v1::Pod,
+    ) -> Result<k8s_openapi::api::core::v1::Pod, KubeError> {
+        let api = self.api::<k8s_openapi::api::core::v1::Pod>();
+        self.call(
+            || self.action("create", "pods"),
+            api.create(&kube::api::PostParams::default(), pod),
+        )
+        .await
+    }
+
+    /// The events about one object (one page, by field selector), in the server's order.
+    pub async fn events_of(
+        &self,
+        kind: &str,
+        name: &str,
+    ) -> Result<Vec<k8s_openapi::api::core::v1::Event>, KubeError> {
+        let api = self.api::<k8s_openapi::api::core::v1::Event>();
+        let params = ListParams::default()
+            .fields(&format!(
+                "involvedObject.kind={kind},involvedObject.name={name}"
+            ))
+            .limit(PAGE_SIZE);
+        let list = self
+            .call(|| self.action("list", "events"), api.list(&params))
+            .await?;
+        Ok(list.items)
+    }
+
+    /// One pod by name; `None` when it does not exist (any more).
+    pub async fn get_pod(
+        &self,
+        name: &str,
+    ) -> Result<Option<k8s_openapi::api::core::v1::Pod>, KubeError> {
+        let api = self.api::<k8s_openapi::api::core::v1::Pod>();
+        match self
+            .call(|| self.action("get", "pods"), api.get(name))
+            .await
+        {
+            Ok(pod) => Ok(Some(pod)),
+            Err(KubeError::Api { code: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a pod at once (grace period 0, its containers only wait); a pod already gone is fine.
+    /// Returns whether it was there.
+    pub async fn delete_pod(&self, name: &str) -> Result<bool, KubeError> {
+        let api = self.api::<k8s_openapi::api::core::v1::Pod>();
+        let params = kube::api::DeleteParams {
+            grace_period_seconds: Some(0),
+            ..kube::api::DeleteParams::background()
+        };
+        match self
+            .call(|| self.action("delete", "pods"), api.delete(name, &params))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(KubeError::Api { code: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Watches a kind from `version` on, resuming when the server ends the watch and re-listing when
     /// the version has expired. Changes arrive on the returned channel until it is dropped; an error
     /// ends it.

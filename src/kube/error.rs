@@ -55,6 +55,17 @@ pub enum KubeError {
     },
     #[error("{action} failed: {message}")]
     Other { action: String, message: String },
+    #[error(
+        "no Backstage deployment in namespace {namespace:?} (none labelled app.kubernetes.io/name=backstage, none with a backstage image)"
+    )]
+    NoBackstageDeployment { namespace: String },
+    #[error(
+        "several deployments in namespace {namespace:?} could be Backstage ({deployments}); label the one with app.kubernetes.io/name=backstage"
+    )]
+    AmbiguousDeployment {
+        namespace: String,
+        deployments: String,
+    },
     #[error("service {service:?} not found in namespace {namespace:?}")]
     ServiceNotFound { service: String, namespace: String },
     #[error(

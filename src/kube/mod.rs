@@ -4,12 +4,14 @@
 
 mod client;
 mod config;
+mod deployment;
 mod error;
 pub mod flux;
 mod port_forward;
 
 pub use client::{Cluster, ExecOutput, WatchChange};
 pub use config::{ResolvedContext, load_kubeconfig, resolve_context};
+pub use deployment::{BackstageDeployment, CHANGE_CAUSE, choose_deployment};
 pub use error::KubeError;
 pub use port_forward::{
     BACKSTAGE_PORT, ForwardTarget, LocalForward, choose_service, resolve_target, service_port,

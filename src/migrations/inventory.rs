@@ -1,7 +1,8 @@
 //! What one version of Backstage is made of, for `version`: its `backstage.json`, every `@backstage/*`
 //! package and every other package that ships migrations (with `backstage.pluginId` and
 //! `backstage.role` from its `package.json`), and its placed migration folders. Read from a local tree
-//! here, or from a running pod by the listing script of [`super::pod`] (one exec for everything).
+//! here, or from a running pod by the listing script of [`super::pod`] (one exec for everything), or
+//! from an image in a preflight pod ([`super::image`]).
 //! Only the top level of `node_modules` (and its scopes) is read, as for migrations: nested copies
 //! are not what the backend loads for a plugin.
 
@@ -32,12 +33,23 @@ pub struct Inventory {
     pub backstage_json: Option<BackstageJson>,
 }
 
-/// Reads a version from a local tree or a pod (`cluster` is needed for a pod).
+/// Reads a version from a local tree, a pod or an image (`cluster` is needed for a pod or an image;
+/// `progress` hears how an image's preflight pod is doing).
 pub async fn load(
     spec: &SourceSpec,
     cluster: Result<&Cluster, &crate::kube::KubeError>,
+    progress: &dyn Fn(super::image::ProgressEvent),
 ) -> Result<Inventory, SourceError> {
     match spec {
+        SourceSpec::Image(image) => {
+            let cluster = cluster.map_err(|e| SourceError::ImageNoCluster {
+                image: image.clone(),
+                cause: e.to_string(),
+            })?;
+            Ok(super::image::image_inventory(cluster, image, progress)
+                .await?
+                .inventory)
+        }
         SourceSpec::Dir(path) => {
             let path = path.clone();
             let for_error = path.clone();

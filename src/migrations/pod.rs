@@ -172,6 +172,15 @@ pub async fn choose_pod(
     let mut candidates: Vec<&Pod> = pods
         .iter()
         .filter(|p| {
+            // Another run's preflight pod only waits: it is not the running Backstage.
+            let preflight = p.metadata.labels.as_ref().is_some_and(|l| {
+                l.get(super::image::ROLE_LABEL).map(String::as_str) == Some(super::image::ROLE)
+                    && l.get(super::image::MANAGED_BY_LABEL).map(String::as_str)
+                        == Some(super::image::MANAGED_BY)
+            });
+            if preflight {
+                return false;
+            }
             let v = PodView::from_pod(p);
             v.is_ready()
                 && v.phase == "Running"
@@ -226,13 +235,23 @@ pub async fn pod_inventory(
     })
 }
 
-type Extra = (Vec<InstalledPackage>, Option<BackstageJson>);
+pub(crate) type Extra = (Vec<InstalledPackage>, Option<BackstageJson>);
 
 async fn pod_listing(
     cluster: &Cluster,
     named: Option<&str>,
 ) -> Result<(PodFiles, Extra), PodSourceError> {
     let (pod, container) = choose_pod(cluster, named).await?;
+    listing_in(cluster, pod, container).await
+}
+
+/// Runs the listing script in one container (one exec): its migration files, packages and
+/// `backstage.json`.
+pub(crate) async fn listing_in(
+    cluster: &Cluster,
+    pod: String,
+    container: String,
+) -> Result<(PodFiles, Extra), PodSourceError> {
     let command = vec!["node".to_string(), "-e".to_string(), list_script()];
     let output = cluster
         .exec(&pod, Some(&container), &command, None)

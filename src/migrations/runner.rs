@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::source::SourcePlace;
-use crate::kube::{Cluster, KubeError};
+use crate::kube::{Cluster, ExecOutput, KubeError};
 use crate::options::SslMode;
 use crate::secrets::Password;
 
@@ -97,8 +97,12 @@ pub struct KnexRun {
 pub enum RunnerError {
     #[error("cannot run node in {cwd}: {message}; install Node.js, or use --runner pod")]
     LocalNode { cwd: String, message: String },
-    #[error("running Knex in pod {pod} failed: {source}")]
+    #[error("running node in pod {pod} failed: {source}")]
     Pod { pod: String, source: KubeError },
+    #[error(
+        "node cannot run in image:{image} once its preflight pod is gone; run Knex with --runner pod (the newer code) or --runner local --source DIR"
+    )]
+    Image { image: String },
 }
 
 #[derive(Deserialize)]
@@ -186,19 +190,32 @@ pub async fn run(
     undo: &KnexUndo,
 ) -> Result<KnexRun, RunnerError> {
     let stdin = input(connection, directory, table, undo);
+    let output = run_node(place, cluster, RUN_SCRIPT, stdin, connection.password_env).await?;
+    Ok(parse(&output.stdout, &output.stderr, output.exit_code))
+}
+
+/// Runs `node -e script` where a source's files are — in its folder, or in its pod over exec — with
+/// `stdin` fed to it. A local node inherits neither `PGPASSWORD` nor `hide_env`.
+pub async fn run_node(
+    place: &SourcePlace,
+    cluster: Option<&Cluster>,
+    script: &str,
+    stdin: Vec<u8>,
+    hide_env: Option<&str>,
+) -> Result<ExecOutput, RunnerError> {
     match place {
         SourcePlace::Local { cwd } => {
             use tokio::io::AsyncWriteExt;
             let mut command = tokio::process::Command::new("node");
             command
                 .arg("-e")
-                .arg(RUN_SCRIPT)
+                .arg(script)
                 .current_dir(cwd)
                 .env_remove("PGPASSWORD")
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped());
-            if let Some(name) = connection.password_env {
+            if let Some(name) = hide_env {
                 command.env_remove(name);
             }
             let mut child = command.spawn().map_err(|e| RunnerError::LocalNode {
@@ -215,20 +232,26 @@ pub async fn run(
                 cwd: cwd.display().to_string(),
                 message: e.to_string(),
             })?;
-            Ok(parse(&output.stdout, &output.stderr, output.status.code()))
+            Ok(ExecOutput {
+                stdout: output.stdout,
+                stderr: output.stderr,
+                exit_code: output.status.code(),
+            })
         }
         SourcePlace::Pod { pod, container, .. } => {
             let cluster = cluster.expect("a pod source comes with a cluster");
-            let command = vec!["node".to_string(), "-e".to_string(), RUN_SCRIPT.to_string()];
-            let output = cluster
+            let command = vec!["node".to_string(), "-e".to_string(), script.to_string()];
+            cluster
                 .exec(pod, Some(container), &command, Some(stdin))
                 .await
                 .map_err(|source| RunnerError::Pod {
                     pod: pod.clone(),
                     source,
-                })?;
-            Ok(parse(&output.stdout, &output.stderr, output.exit_code))
+                })
         }
+        SourcePlace::Image { image } => Err(RunnerError::Image {
+            image: image.clone(),
+        }),
     }
 }
 

@@ -17,8 +17,19 @@ pub enum SourceError {
     Local { path: PathBuf, message: String },
     #[error(transparent)]
     Pod(#[from] super::pod::PodSourceError),
+    #[error(transparent)]
+    Image(#[from] super::image::ImageSourceError),
     #[error("reading migration files from a pod needs the cluster: {0}")]
     NoCluster(String),
+    #[error("image:{image} is read in a preflight pod, which needs the cluster: {cause}")]
+    ImageNoCluster { image: String, cause: String },
+}
+
+impl SourceError {
+    /// Ctrl-C stopped an `image:REF` read (exit 130).
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, SourceError::Image(e) if e.is_interrupted())
+    }
 }
 
 pub use crate::options::SourceSpec;
@@ -34,25 +45,58 @@ pub enum SourcePlace {
         container: String,
         cwd: String,
     },
+    /// An image read in a preflight pod that has been deleted since: nothing runs there any more.
+    Image { image: String },
 }
 
 /// The migration files of one version of Backstage, and where they are.
 #[derive(Debug)]
 pub struct LoadedSource {
-    /// `dir:/path` or `pod:NAME`, as reports name it.
+    /// `dir:/path`, `pod:NAME` or `image:REF`, as reports name it.
     pub name: String,
     pub tables: Vec<MigrationTableSource>,
     pub place: SourcePlace,
+    /// What each file's `down` is, when it was checked while the files were at hand (an image's,
+    /// in its preflight pod); other sources are checked on demand where they are.
+    pub downs: Option<super::reversibility::DownChecks>,
+    /// Why the files' `down()` could not be checked while they were at hand.
+    pub downs_error: Option<String>,
 }
 
-/// Reads a source. `plugins` and `table` place a bare migrations folder.
+impl LoadedSource {
+    /// An image read by [`super::image::image_inventory`] as a source (its pod is gone; its files'
+    /// `down()` were checked while it ran).
+    pub fn from_image(image: &str, read: super::image::ImageInventory) -> LoadedSource {
+        LoadedSource {
+            name: read.inventory.source,
+            tables: read.inventory.tables,
+            place: SourcePlace::Image {
+                image: image.to_string(),
+            },
+            downs: read.downs,
+            downs_error: read.downs_error,
+        }
+    }
+}
+
+/// Reads a source. `plugins` and `table` place a bare migrations folder; `progress` hears how an
+/// `image:REF` preflight pod is doing.
 pub async fn load(
     spec: &SourceSpec,
     cluster: Result<&crate::kube::Cluster, &crate::kube::KubeError>,
     plugins: &[String],
     table: Option<&str>,
+    progress: &dyn Fn(super::image::ProgressEvent),
 ) -> Result<LoadedSource, SourceError> {
     match spec {
+        SourceSpec::Image(image) => {
+            let cluster = cluster.map_err(|e| SourceError::ImageNoCluster {
+                image: image.clone(),
+                cause: e.to_string(),
+            })?;
+            let read = super::image::image_inventory(cluster, image, progress).await?;
+            Ok(LoadedSource::from_image(image, read))
+        }
         SourceSpec::Dir(path) => {
             let local = LocalSource::new(path.clone(), plugins, table);
             // A node_modules tree is thousands of directory reads: off the runtime, which also
@@ -64,6 +108,8 @@ pub async fn load(
                     place: SourcePlace::Local {
                         cwd: local.knex_cwd(),
                     },
+                    downs: None,
+                    downs_error: None,
                 })
             })
             .await
@@ -83,6 +129,8 @@ pub async fn load(
                     container: files.container,
                     cwd: files.cwd,
                 },
+                downs: None,
+                downs_error: None,
             })
         }
     }

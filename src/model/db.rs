@@ -142,9 +142,12 @@ pub struct DbPlanReport {
     pub to: String,
     pub rollback_needed: bool,
     pub databases: Vec<DatabasePlan>,
+    /// One per migration to run that cannot be rolled back (its `down()` is empty, missing or only
+    /// throws), and one if that could not be checked.
+    pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DatabasePlan {
     pub plugin: String,

@@ -252,8 +252,9 @@ impl StartupFailure {
         }
     }
 
-    /// What to run next, for a failure read from `origin`'s log of `container` in `pod`.
-    pub fn hint(&self, pod: &str, container: &str, origin: LogOrigin) -> String {
+    /// What to run next, for a failure read from `origin`'s log of `container` in `pod`, whose spec
+    /// names `image` (empty when unknown).
+    pub fn hint(&self, pod: &str, container: &str, image: &str, origin: LogOrigin) -> String {
         let plugin = self.plugin().unwrap_or("<plugin>");
         // A backend that keeps running after a plugin failed never retries it: after the fix, the
         // pod has to start again.
@@ -270,6 +271,10 @@ impl StartupFailure {
         };
         match self {
             StartupFailure::CorruptMigrationDirectory { .. } => match origin {
+                // A crash-looping pod cannot be read, but its image can, in a preflight pod.
+                LogOrigin::Previous if !image.is_empty() => format!(
+                    "the database is ahead of this image: see what must be undone with `kubectl backstage db plan --to image:{image}`, then undo it with the newer code: `kubectl backstage db rollback --plugin {plugin} --to <last migration this image has>`"
+                ),
                 LogOrigin::Previous => format!(
                     "the database is ahead of this image (a crash-looping pod cannot be read): see what must be undone with `kubectl backstage db plan --to DIR` (a checkout of this image's version), then undo it with the newer code: `kubectl backstage db rollback --plugin {plugin} --to <last migration this image has>`"
                 ),
@@ -406,7 +411,7 @@ Backend failed to start up Error: Plugin 'catalog' startup failed; caused by Err
             table: None,
         };
         assert!(
-            f.hint("p", "c", LogOrigin::Previous)
+            f.hint("p", "c", "", LogOrigin::Previous)
                 .contains("kubectl backstage db unlock --plugin catalog")
         );
         let f = StartupFailure::CorruptMigrationDirectory {
@@ -414,12 +419,22 @@ Backend failed to start up Error: Plugin 'catalog' startup failed; caused by Err
             missing_files: vec![],
         };
         assert!(
-            f.hint("p", "c", LogOrigin::Previous)
+            f.hint("p", "c", "", LogOrigin::Previous)
                 .contains("kubectl backstage db rollback --plugin catalog")
         );
         assert!(
-            f.hint("p", "c", LogOrigin::Previous)
-                .contains("kubectl backstage db plan")
+            f.hint("p", "c", "", LogOrigin::Previous)
+                .contains("kubectl backstage db plan --to DIR")
+        );
+        // The crashing pod's image is read in a preflight pod.
+        assert_eq!(
+            f.hint(
+                "p",
+                "c",
+                "acr.example.io/backstage:prod-5f3c2a1-20261122110000",
+                LogOrigin::Previous
+            ),
+            "the database is ahead of this image: see what must be undone with `kubectl backstage db plan --to image:acr.example.io/backstage:prod-5f3c2a1-20261122110000`, then undo it with the newer code: `kubectl backstage db rollback --plugin catalog --to <last migration this image has>`"
         );
     }
 
@@ -487,7 +502,7 @@ Backend failed to start up Error: Plugin 'catalog' startup failed; caused by Err
                 "the Knex migration lock of table backstage_backend_public_keys__knex_migrations of plugin catalog is held"
             );
             assert_eq!(
-                found.hint("p", "c", LogOrigin::Current { ready: false }),
+                found.hint("p", "c", "", LogOrigin::Current { ready: false }),
                 "if no other pod is migrating, release it: `kubectl backstage db unlock --plugin catalog --table backstage_backend_public_keys__knex_migrations --force`, then restart the pod (the backend does not retry): `kubectl delete pod p`"
             );
         }
@@ -510,7 +525,7 @@ Backend failed to start up Error: Plugin 'catalog' startup failed; caused by Err
                 "the Knex migration lock of the scheduler's table backstage_backend_tasks__knex_migrations is held"
             );
             assert_eq!(
-                found.hint("p", "c", LogOrigin::Current { ready: true }),
+                found.hint("p", "c", "", LogOrigin::Current { ready: true }),
                 "see which plugin database holds it with `kubectl backstage db status`; if no other pod is migrating, release it: `kubectl backstage db unlock --plugin <plugin> --table backstage_backend_tasks__knex_migrations`, then restart the pod (the backend does not retry): `kubectl delete pod p`"
             );
         }
@@ -562,11 +577,11 @@ Backend failed to start up Error: Plugin 'catalog' startup failed; caused by Err
             table: None,
         };
         assert_eq!(
-            locked.hint("b-1", "backstage", LogOrigin::Current { ready: false }),
+            locked.hint("b-1", "backstage", "", LogOrigin::Current { ready: false }),
             "if no other pod is migrating, release the lock: `kubectl backstage db unlock --plugin catalog --force`, then restart the pod (the backend does not retry): `kubectl delete pod b-1`"
         );
         assert_eq!(
-            locked.hint("b-1", "backstage", LogOrigin::Previous),
+            locked.hint("b-1", "backstage", "", LogOrigin::Previous),
             "if no other pod is migrating, release the lock: `kubectl backstage db unlock --plugin catalog`"
         );
         let corrupt = StartupFailure::CorruptMigrationDirectory {
@@ -574,7 +589,7 @@ Backend failed to start up Error: Plugin 'catalog' startup failed; caused by Err
             missing_files: vec!["1_a.js".into()],
         };
         assert_eq!(
-            corrupt.hint("b-1", "backstage", LogOrigin::Current { ready: false }),
+            corrupt.hint("b-1", "backstage", "", LogOrigin::Current { ready: false }),
             "the database is ahead of this image: see what must be undone with `kubectl backstage db plan --to pod:b-1`, undo it with the newer code: `kubectl backstage db rollback --plugin catalog --to <last migration this image has>`, then restart the pod (the backend does not retry): `kubectl delete pod b-1`"
         );
     }

@@ -354,7 +354,7 @@ fn crash_looping(f: &ContainerFacts) -> Option<Finding> {
     let hint = match &f.diagnosis {
         Some(d) => {
             message.push_str(&format!(": {}", d.summary()));
-            d.hint(&f.pod.name, &c.name, LogOrigin::Previous)
+            d.hint(&f.pod.name, &c.name, &c.spec_image, LogOrigin::Previous)
         }
         None => format!(
             "read why it crashed: `kubectl logs {} -c {} --previous`",
@@ -389,7 +389,12 @@ fn failed_to_start(f: &ContainerFacts) -> Option<Finding> {
             d.summary()
         )
     };
-    let hint = d.hint(&f.pod.name, &c.name, LogOrigin::Current { ready: c.ready });
+    let hint = d.hint(
+        &f.pod.name,
+        &c.name,
+        &c.spec_image,
+        LogOrigin::Current { ready: c.ready },
+    );
     Some(Finding {
         diagnosis: Some(d.clone()),
         ..f.finding(Severity::Error, message, hint)
@@ -464,7 +469,7 @@ fn restarted_recently(f: &ContainerFacts) -> Option<Finding> {
     let (message_tail, hint) = match &f.diagnosis {
         Some(d) => (
             format!(": {}", d.summary()),
-            d.hint(&f.pod.name, &c.name, LogOrigin::Previous),
+            d.hint(&f.pod.name, &c.name, &c.spec_image, LogOrigin::Previous),
         ),
         None => (
             String::new(),

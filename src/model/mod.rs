@@ -5,6 +5,7 @@ pub mod diagnosis;
 pub mod env;
 pub mod events;
 pub mod flux;
+pub mod guided;
 pub mod health;
 pub mod image;
 pub mod multi;

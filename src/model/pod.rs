@@ -38,6 +38,9 @@ pub struct PodView {
 pub struct ContainerView {
     pub name: String,
     pub image: String,
+    /// The image as the pod spec names it (what a preflight pulls); `image` is the runtime's name.
+    #[serde(skip)]
+    pub spec_image: String,
     pub ready: bool,
     pub restarts: i32,
     /// running | waiting | terminated | unknown
@@ -292,6 +295,7 @@ impl ContainerView {
                 .map(|s| s.image.clone())
                 .filter(|i| !i.is_empty())
                 .unwrap_or_else(|| image.to_string()),
+            spec_image: image.to_string(),
             ready: status.is_some_and(|s| s.ready),
             restarts: status.map_or(0, |s| s.restart_count),
             state: state_name.to_string(),

@@ -5,9 +5,11 @@ pub mod db;
 mod env;
 mod events;
 mod flux;
+pub mod guided;
 mod health;
 mod json;
 mod messages;
+mod preflight;
 mod verify;
 mod version;
 
@@ -25,6 +27,7 @@ pub use messages::{
     clear_progress, error, error_lines, init_logging, note, progress, question, usage_error_lines,
     warning,
 };
+pub use preflight::{preflight_line, preflight_progress};
 
 /// How to render: the format, and what the terminal allows.
 #[derive(Debug, Clone, Copy)]

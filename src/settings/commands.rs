@@ -298,10 +298,18 @@ fn table(table: Option<&str>) -> Result<Option<String>, SettingsError> {
         .transpose()
 }
 
-/// A source flag: `pod`, `pod:NAME`, or a folder that must exist.
+/// A source flag: `pod`, `pod:NAME`, `image:REF` (a valid reference), or a folder that must exist.
 fn source(flag: &'static str, text: &str) -> Result<SourceSpec, SettingsError> {
     match SourceSpec::parse(text) {
         SourceSpec::Dir(path) => folder(flag, &path),
+        SourceSpec::Image(reference) => match crate::options::check_image_reference(&reference) {
+            Ok(()) => Ok(SourceSpec::Image(reference)),
+            Err(message) => Err(SettingsError::BadImage {
+                flag,
+                reference: crate::model::text::escape_control(&reference),
+                message,
+            }),
+        },
         pod => Ok(pod),
     }
 }
@@ -442,7 +450,7 @@ mod tests {
             resolve(&["plan", "--to", "/no/such/folder"])
                 .unwrap_err()
                 .to_string(),
-            "--to /no/such/folder: not a folder (a source is pod, pod:NAME or a folder)"
+            "--to /no/such/folder: not a folder (a source is pod, pod:NAME, image:REF or a folder)"
         );
         assert_eq!(
             resolve(&["status", "--source", "pod:backstage-1"]).unwrap(),
@@ -451,5 +459,109 @@ mod tests {
                 source: Some(SourceSpec::Pod(Some("backstage-1".into())))
             }
         );
+    }
+}
+
+/// `upgrade --image` / `rollback --to-image`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuidedSettings {
+    pub direction: crate::model::guided::Direction,
+    pub image: String,
+    /// Where the target image's files are read; `None`: the image itself.
+    pub source: Option<SourceSpec>,
+    pub yes: bool,
+    pub dry_run: bool,
+    pub suspend_flux: bool,
+    pub resume_flux: bool,
+    pub timeout: std::time::Duration,
+}
+
+impl GuidedSettings {
+    pub fn resolve(
+        direction: crate::model::guided::Direction,
+        image: &str,
+        args: &crate::cli::GuidedArgs,
+    ) -> Result<GuidedSettings, SettingsError> {
+        let flag = match direction {
+            crate::model::guided::Direction::Upgrade => "--image",
+            crate::model::guided::Direction::Rollback => "--to-image",
+        };
+        validate_image_ref(flag, image)?;
+        if args.timeout.is_zero() {
+            return Err(SettingsError::InvalidValue {
+                what: "--timeout".into(),
+                value: "0".into(),
+                problem: "must be longer than zero",
+            });
+        }
+        let source = match args.source.as_deref() {
+            None | Some("image") => None,
+            Some(text) if text.starts_with("pod") => {
+                return Err(SettingsError::Flag {
+                    message: format!(
+                        "--source {text:?}: the target image is not running yet; give `image` or a DIR with its files"
+                    ),
+                });
+            }
+            Some(text) => Some(source("--source", text)?),
+        };
+        Ok(GuidedSettings {
+            direction,
+            image: image.to_string(),
+            source,
+            yes: args.yes,
+            dry_run: args.dry_run,
+            suspend_flux: args.suspend_flux,
+            resume_flux: args.resume_flux,
+            timeout: args.timeout,
+        })
+    }
+}
+
+/// An image reference as Kubernetes takes it, with a tag or a digest (a bare name means `latest`,
+/// which names no version to plan for).
+pub fn validate_image_ref(flag: &str, image: &str) -> Result<(), SettingsError> {
+    if let Err(message) = crate::options::check_image_reference(image) {
+        return Err(SettingsError::Flag {
+            message: format!(
+                "{flag} {:?}: {message}",
+                crate::model::text::escape_control(image)
+            ),
+        });
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if !last.contains(':') && !image.contains('@') {
+        return Err(SettingsError::InvalidValue {
+            what: flag.to_string(),
+            value: image.to_string(),
+            problem: "has no tag or digest; name the version to move to (NAME:TAG)",
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod guided_tests {
+    use super::*;
+
+    #[test]
+    fn image_references() {
+        for ok in [
+            "registry.test/backstage:1.55.0",
+            "acr.azurecr.io/portal/backstage:prod-5f3c2a1-20261122110000",
+            "localhost:5000/backstage:pr-4321-abc1234",
+            "r/backstage@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(validate_image_ref("--image", ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            validate_image_ref("--image", "registry.test/backstage")
+                .unwrap_err()
+                .to_string(),
+            "--image \"registry.test/backstage\" has no tag or digest; name the version to move to (NAME:TAG)"
+        );
+        for bad in ["", "a b:1", "r/b:1\n", "r/b:-x"] {
+            assert!(validate_image_ref("--image", bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -64,8 +64,15 @@ pub enum SettingsError {
     /// A command flag the command itself checked, with its explanation.
     #[error("{message}")]
     Flag { message: String },
-    #[error("{flag} {path}: not a folder (a source is pod, pod:NAME or a folder)")]
+    #[error("{flag} {path}: not a folder (a source is pod, pod:NAME, image:REF or a folder)")]
     NotAFolder { flag: &'static str, path: PathBuf },
+    /// `image:REF` whose reference the container runtime would refuse.
+    #[error("{flag} image:{reference}: {message}")]
+    BadImage {
+        flag: &'static str,
+        reference: String,
+        message: String,
+    },
     /// Several environments asked of a command that works on one.
     #[error(
         "{command} works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with {supported}"

@@ -313,6 +313,11 @@ pub fn pg() -> &'static Postgres {
 pub struct BackendOptions {
     /// Package names to add (default: all of [`RELEASE_1_55_0`]'s packages but the backend-defaults).
     pub plugins: Option<Vec<&'static str>>,
+    /// The installed tree to run (default: [`install`], release 1.55.0).
+    pub tree: Option<PathBuf>,
+    /// A database prefix shared with other backends (the pods of one environment), which then own
+    /// nothing: the databases outlive this backend. Default: a prefix of its own, dropped with it.
+    pub shared_prefix: Option<String>,
 }
 
 impl BackendOptions {
@@ -330,6 +335,7 @@ impl BackendOptions {
                     })
                     .collect(),
             ),
+            ..BackendOptions::default()
         }
     }
 }
@@ -339,7 +345,7 @@ pub struct Backend {
     pub port: u16,
     pub prefix: String,
     dir: tempfile::TempDir,
-    options: BackendOptions,
+    pub options: BackendOptions,
     child: Option<Child>,
 }
 
@@ -354,7 +360,10 @@ impl Backend {
             .unwrap();
         let backend = Backend {
             port: free_port(),
-            prefix: plugin_prefix('v'),
+            prefix: options
+                .shared_prefix
+                .clone()
+                .unwrap_or_else(|| plugin_prefix('v')),
             dir,
             options,
             child: None,
@@ -489,7 +498,7 @@ techdocs:
         cmd.arg("index.js")
             .arg("--config")
             .arg(self.config_path())
-            .current_dir(install())
+            .current_dir(self.options.tree.as_deref().unwrap_or_else(|| install()))
             .env("NODE_ENV", "production")
             .env("KBS_PG_PASSWORD", DB_PASSWORD)
             .env("KBS_BACKEND_TOKEN", TOKEN)
@@ -565,6 +574,21 @@ techdocs:
         }
     }
 
+    /// The exit status once node has exited, `None` while it runs (or was never started).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Kills node (as the kubelet stops a container) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Whether node is still running.
     pub fn is_running(&mut self) -> bool {
         self.child
@@ -578,6 +602,9 @@ impl Drop for Backend {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if self.options.shared_prefix.is_some() {
+            return;
         }
         let pg = pg();
         if let Ok(mut client) = std::panic::catch_unwind(|| pg.client("postgres")) {

@@ -97,6 +97,7 @@ pub async fn run(
                 cluster.as_ref().ok_or(&KubeError::NoKubeconfig),
                 &[],
                 None,
+                &render::preflight_progress,
             )
             .await?
         }
@@ -297,5 +298,9 @@ fn knex_place(place: &SourcePlace) -> KnexPlace {
             cwd: cwd.clone(),
         },
         SourcePlace::Local { cwd } => KnexPlace::Local { cwd: cwd.clone() },
+        // Settings take the runner as a pod or a folder; an image's pod is gone once it is read.
+        SourcePlace::Image { image } => KnexPlace::Local {
+            cwd: format!("image:{image}").into(),
+        },
     }
 }

@@ -35,9 +35,16 @@ async fn run_command(
         DbCommandSettings::List => Ok(db::list::run(databases, style).await?),
         DbCommandSettings::Status { plugins, source } => {
             let loaded = match source {
-                Some(spec) => {
-                    Some(source::load(spec, cluster().await.as_ref(), plugins, None).await?)
-                }
+                Some(spec) => Some(
+                    source::load(
+                        spec,
+                        cluster().await.as_ref(),
+                        plugins,
+                        None,
+                        &crate::render::preflight_progress,
+                    )
+                    .await?,
+                ),
                 None => default_source(settings, plugins).await,
             };
             Ok(db::status::run(databases, plugins, loaded.as_ref(), style).await?)
@@ -46,8 +53,16 @@ async fn run_command(
             Ok(db::current_version::run(databases, plugin, table.as_deref(), style).await?)
         }
         DbCommandSettings::Plan { plugins, to } => {
-            let target = source::load(to, cluster().await.as_ref(), plugins, None).await?;
-            Ok(db::plan::run(databases, plugins, &target, style).await?)
+            let cluster = cluster().await;
+            let target = source::load(
+                to,
+                cluster.as_ref(),
+                plugins,
+                None,
+                &crate::render::preflight_progress,
+            )
+            .await?;
+            Ok(db::plan::run(databases, plugins, &target, cluster.as_ref().ok(), style).await?)
         }
         DbCommandSettings::Rollback(rollback) => {
             let request = db::rollback::RollbackRequest {
@@ -100,7 +115,15 @@ async fn default_source(settings: &Settings, plugins: &[String]) -> Option<Loade
             return None;
         }
     };
-    match source::load(&SourceSpec::Pod(None), Ok(&cluster), plugins, None).await {
+    match source::load(
+        &SourceSpec::Pod(None),
+        Ok(&cluster),
+        plugins,
+        None,
+        &crate::render::preflight_progress,
+    )
+    .await
+    {
         Ok(source) => Some(source),
         Err(e) => {
             crate::render::note(&crate::render::db::not_comparing_with_pod(&e.to_string()));

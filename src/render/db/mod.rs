@@ -80,6 +80,13 @@ impl Report for DbPlanReport {
                         style.paint("will run at start-up:", Color::Yellow),
                         cell(&t.upgrade.join(", "))
                     ));
+                    for (name, why) in t.irreversible() {
+                        out.push_str(&format!(
+                            "    {} {} ({why})\n",
+                            style.paint("cannot be rolled back:", Color::Red),
+                            cell(name)
+                        ));
+                    }
                 }
             }
         }
@@ -91,6 +98,13 @@ impl Report for DbPlanReport {
         } else if self.rollback_needed {
             out.push('\n');
             out.push_str(&style.paint(&format!("warning: {NEWER_CODE_WARNING}"), Color::Yellow));
+            out.push('\n');
+        }
+        if !self.warnings.is_empty() && !self.rollback_needed {
+            out.push('\n');
+        }
+        for warning in &self.warnings {
+            out.push_str(&style.paint(&format!("warning: {}", cell(warning)), Color::Yellow));
             out.push('\n');
         }
         out
