@@ -79,10 +79,22 @@ fn runtime_runs_real_backends_per_image_on_shared_databases() {
     assert_eq!(&after_new[after_old.len()..], CATALOG_1_55_ONLY);
     assert_eq!(runtime.running_pods(), vec!["new-1".to_string()]);
 
-    let PodOutcome::Crashed { exit_code, log } = runtime.start(&pod("old-2", IMAGE_1_54_0)) else {
-        panic!("1.54.0 on a database 1.55.0 migrated must fail");
+    // The real 1.54.0 backend on databases 1.55.0 migrated: its catalog plugin fails to start, and
+    // the process stays up — liveness 200, readiness 503 — so a pod is Running and never ready.
+    let PodOutcome::Unready { ports, log_file } = runtime.start(&pod("old-2", IMAGE_1_54_0)) else {
+        panic!("1.54.0 on a database 1.55.0 migrated must fail to start and stay up");
     };
-    assert_eq!(exit_code, 1);
+    assert_eq!(ports.len(), 1);
+    let port = ports[0].1.port();
+    assert_eq!(
+        backstage::http_get(port, "/.backstage/health/v1/readiness", None).map(|r| r.0),
+        Some(503)
+    );
+    assert_eq!(
+        backstage::http_get(port, "/.backstage/health/v1/liveness", None).map(|r| r.0),
+        Some(200)
+    );
+    let log = std::fs::read_to_string(log_file.unwrap()).unwrap();
     assert!(
         log.contains(&format!(
             "The migration directory is corrupt, the following files are missing: {}",
@@ -92,6 +104,11 @@ fn runtime_runs_real_backends_per_image_on_shared_databases() {
     );
     assert!(log.contains("Plugin 'catalog' startup failed"), "{log}");
     assert_eq!(catalog_migrations(&runtime), after_new);
+    assert_eq!(
+        runtime.running_pods(),
+        vec!["new-1".to_string(), "old-2".to_string()]
+    );
+    runtime.stop("backstage", "old-2");
     assert_eq!(runtime.running_pods(), vec!["new-1".to_string()]);
 
     let mut preflight = pod("preflight", IMAGE_1_54_0);
@@ -498,7 +515,7 @@ fn upgrade_then_downgrade_then_rollback_on_real_backends() {
     assert_eq!(pods.len(), 1, "{pods:?}");
     assert_eq!((pods[0].1.as_str(), pods[0].2), (IMAGE_1_55_0, true));
 
-    // A downgrade without the command: the 1.54.0 pod crashes, the 1.55.0 pod stays.
+    // A downgrade without the command: the 1.54.0 pod never becomes ready, the 1.55.0 pod stays.
     let (code, _, err) = env.kubectl(&[
         "set",
         "image",
@@ -508,10 +525,10 @@ fn upgrade_then_downgrade_then_rollback_on_real_backends() {
         &format!("backstage={IMAGE_1_54_0}"),
     ]);
     assert_eq!(code, 0, "{err}");
-    env.wait_until("a 1.54.0 pod in CrashLoopBackOff", |env| {
+    env.wait_until("a 1.54.0 pod running and never ready", |env| {
         env.pods()
             .iter()
-            .any(|p| p.1 == IMAGE_1_54_0 && p.4.as_deref() == Some("CrashLoopBackOff"))
+            .any(|p| p.1 == IMAGE_1_54_0 && !p.2 && p.3 == 0 && p.4.is_none())
     });
     let crashed = env
         .pods()

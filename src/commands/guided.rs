@@ -116,11 +116,22 @@ async fn run_with(
         .unwrap_or_default();
     let now = health::gather(&default_health_args(), cluster).await?;
     let rolled_out = now.rolled_out;
+    // A pod of the target image that cannot start: it crashed, or — what a real Backstage backend
+    // whose plugin failed to start does — it runs without ever becoming ready, its log diagnosed.
+    let diagnosed = |pod: &str| {
+        now.findings.iter().any(|f| {
+            f.severity == Severity::Error
+                && f.diagnosis.is_some()
+                && f.object == format!("pod/{pod}")
+        })
+    };
     let target_pods_crashed = now.pods.iter().any(|p| {
         !p.terminating
             && p.containers.iter().any(|c| {
                 c.image == guided.image
-                    && (c.restarts > 0 || c.reason.as_deref() == Some("CrashLoopBackOff"))
+                    && (c.restarts > 0
+                        || c.reason.as_deref() == Some("CrashLoopBackOff")
+                        || diagnosed(&p.name))
             })
     });
 

@@ -144,7 +144,8 @@ pub struct GuidedState<'a> {
     pub target_image: &'a str,
     /// Whether the Deployment's rollout is complete with every pod ready.
     pub rolled_out: bool,
-    /// Whether a pod of the target image has crashed (restarted, or waits in CrashLoopBackOff).
+    /// Whether a pod of the target image cannot start: restarted, waits in CrashLoopBackOff, or runs
+    /// never ready with a start-up failure diagnosed in its log.
     pub target_pods_crashed: bool,
     pub plans: &'a [DatabasePlan],
     pub flux: Option<&'a FluxManager>,

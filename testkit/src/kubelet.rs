@@ -54,6 +54,14 @@ pub enum PodOutcome {
     },
     /// The container exited: state CrashLoopBackOff, restartCount 1, `log` served as the previous log.
     Crashed { exit_code: i32, log: String },
+    /// The container runs but never becomes ready (its readiness probe fails, its liveness probe
+    /// passes, so the kubelet never restarts it): state running, `ready: false`, restartCount 0,
+    /// `log_file` served as the current log. A real Backstage backend whose plugin failed to start
+    /// does this.
+    Unready {
+        ports: Vec<(u16, SocketAddr)>,
+        log_file: Option<PathBuf>,
+    },
 }
 
 /// The runtime used when a test sets none: every container is ready at once, with no ports.
@@ -726,7 +734,7 @@ async fn run_pod(shared: Arc<Shared>, ns: String, name: String, uid: String) {
             if let Some(root) = &start.root {
                 extras.set_pod_root(&name, root.clone());
             }
-            if let PodOutcome::Ready { ports, .. } = outcome {
+            if let PodOutcome::Ready { ports, .. } | PodOutcome::Unready { ports, .. } = outcome {
                 for (port, addr) in ports {
                     extras.set_pod_port(&name, *port, *addr);
                 }
@@ -741,6 +749,9 @@ async fn run_pod(shared: Arc<Shared>, ns: String, name: String, uid: String) {
         let mut k = lock(&shared.kubelet);
         for (start, outcome) in &outcomes {
             if let PodOutcome::Ready {
+                log_file: Some(f), ..
+            }
+            | PodOutcome::Unready {
                 log_file: Some(f), ..
             } = outcome
             {
@@ -764,6 +775,13 @@ async fn run_pod(shared: Arc<Shared>, ns: String, name: String, uid: String) {
                 match outcome {
                     PodOutcome::Ready { .. } => {
                         s["ready"] = json!(true);
+                        s["started"] = json!(true);
+                        s["restartCount"] = json!(0);
+                        s["state"] = json!({"running": {"startedAt": now}});
+                        s["lastState"] = json!({});
+                    }
+                    PodOutcome::Unready { .. } => {
+                        s["ready"] = json!(false);
                         s["started"] = json!(true);
                         s["restartCount"] = json!(0);
                         s["state"] = json!({"running": {"startedAt": now}});

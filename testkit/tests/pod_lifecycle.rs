@@ -494,3 +494,57 @@ fn a_crash_is_crash_loop_back_off_with_the_previous_log_and_a_log_file_is_the_cu
     assert_eq!(k.ok(&["logs", "fine"]), "listening on 7007\nready\n");
     let _ = json!({});
 }
+
+#[test]
+fn an_unready_container_runs_never_ready_with_its_log_file_as_the_current_log() {
+    let (server, k) = server();
+    let root = tempfile::tempdir().unwrap();
+    let stuck = "registry.example/backstage:stuck";
+    server.register_image(stuck, root.path());
+    let log_file = root.path().join("stuck.log");
+    std::fs::write(&log_file, "Plugin 'catalog' startup failed\n").unwrap();
+    let runtime = Arc::new(Recording::default());
+    runtime.outcomes.lock().unwrap().push((
+        stuck.to_string(),
+        PodOutcome::Unready {
+            ports: vec![(7007, "127.0.0.1:9".parse().unwrap())],
+            log_file: Some(log_file.clone()),
+        },
+    ));
+    server.set_pod_runtime(runtime.clone());
+    let dir = tempfile::tempdir().unwrap();
+    k.ok(&["create", "-f", &pod_yaml(dir.path(), "stuck", stuck, "")]);
+    let p = wait_for(&server, "stuck", "running", |p| {
+        p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+    });
+    let cs = &p["status"]["containerStatuses"][0];
+    assert_eq!(cs["ready"], false);
+    assert_eq!(cs["started"], true);
+    assert_eq!(cs["restartCount"], 0);
+    assert_eq!(p["status"]["phase"], "Running");
+    let ready = p["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "ContainersNotReady");
+    let table = k.ok(&["get", "pod", "stuck", "--no-headers"]);
+    let cols: Vec<&str> = table.split_whitespace().collect();
+    assert_eq!(&cols[..4], ["stuck", "0/1", "Running", "0"]);
+    assert_eq!(
+        k.ok(&["logs", "stuck"]),
+        "Plugin 'catalog' startup failed\n"
+    );
+    k.ok(&["delete", "pod", "stuck"]);
+    // The kubelet stops the container off the request path: wait for it, then check the calls.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while runtime.calls.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        runtime.calls.lock().unwrap().clone(),
+        ["start backstage/stuck/main", "stop backstage/stuck"]
+    );
+}

@@ -8,12 +8,13 @@
 //! - A container whose command was replaced (the preflight pod that only lists files) is not a
 //!   backend: it is Ready at once, with no ports.
 //! - A backend is **Ready** when its readiness endpoint answers 200; its log file is handed back.
-//! - It is **Crashed** when node exits (its exit code and log), or when it logs
-//!   `BackendStartupError`: Backstage then says it is "shutting down the process" but, measured with
-//!   1.54.0 on a database 1.55.0 migrated, node keeps running (liveness 200, readiness 503) for minutes;
-//!   the runtime stops it there, as a kubelet restarting the container would, and reports exit code 1
-//!   with the backend's own log (the real "The migration directory is corrupt, the following files
-//!   are missing: …" text).
+//! - It is **Crashed** when node exits (its exit code and log).
+//! - It is **Unready** when it logs `BackendStartupError`: Backstage then says it is "shutting down the
+//!   process" but, measured with 1.54.0 on a database 1.55.0 migrated, node keeps running (liveness
+//!   200, readiness 503). With Backstage's usual probes a real pod then stays Running and never ready,
+//!   and the kubelet never restarts it; the runtime keeps the backend running and hands back its log
+//!   file (the real "The migration directory is corrupt, the following files are missing: …" text)
+//!   as the current log.
 //!
 //! It implements the fake API server's `PodRuntime`: the fake's deployment controller simulation
 //! creates a ReplicaSet and pods for each new pod template, and its simulated kubelet calls this
@@ -169,10 +170,12 @@ impl PodRuntime for BackstageRuntime {
                 };
             }
             if backend.log().contains("BackendStartupError") {
-                backend.stop();
-                break PodOutcome::Crashed {
-                    exit_code: 1,
-                    log: backend.log(),
+                // The backend stays up (liveness 200, readiness 503): a real pod with Backstage's
+                // probes is Running and never ready, and the kubelet does not restart it.
+                let addr: SocketAddr = ([127, 0, 0, 1], backend.port).into();
+                break PodOutcome::Unready {
+                    ports: vec![(CONTAINER_PORT, addr)],
+                    log_file: Some(backend.log_path()),
                 };
             }
             if Instant::now() > deadline {
@@ -186,7 +189,10 @@ impl PodRuntime for BackstageRuntime {
         };
         let ready = matches!(outcome, PodOutcome::Ready { .. });
         self.record(pod, ready);
-        if ready {
+        if matches!(
+            outcome,
+            PodOutcome::Ready { .. } | PodOutcome::Unready { .. }
+        ) {
             self.running
                 .lock()
                 .unwrap()
