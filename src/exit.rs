@@ -69,6 +69,7 @@ pub fn of_error(error: &Error) -> u8 {
         | Error::Db(_)
         | Error::Version(_)
         | Error::Verify(_)
+        | Error::Report(_)
         | Error::Runtime(_) => COULD_NOT_RUN,
     }
 }

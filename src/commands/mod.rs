@@ -8,6 +8,7 @@ pub mod env;
 pub mod events;
 pub mod health;
 pub mod multi;
+pub mod report;
 pub mod verify;
 pub mod version;
 

@@ -7,7 +7,7 @@ mod config;
 mod error;
 mod port_forward;
 
-pub use client::{Cluster, ExecOutput, WatchChange};
+pub use client::{Cluster, ExecOutput, LogBounds, WatchChange};
 pub use config::{ResolvedContext, load_kubeconfig, resolve_context};
 pub use error::KubeError;
 pub use port_forward::{

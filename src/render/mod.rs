@@ -7,6 +7,7 @@ mod events;
 mod health;
 mod json;
 mod messages;
+mod report;
 mod verify;
 mod version;
 
@@ -23,6 +24,7 @@ pub use messages::{
     clear_progress, error, error_lines, init_logging, note, progress, question, usage_error_lines,
     warning,
 };
+pub use report::{report_progress, report_summary_text};
 
 /// How to render: the format, and what the terminal allows.
 #[derive(Debug, Clone, Copy)]

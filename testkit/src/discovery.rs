@@ -73,6 +73,19 @@ pub(crate) const RESOURCES: &[Resource] = &[
         categories: &["all"],
         storage: "services",
     },
+    // Served so that a test can hold a Secret and prove that nobody read it (the requests are
+    // recorded): `report` must never ask for one.
+    Resource {
+        group: "",
+        version: "v1",
+        plural: "secrets",
+        singular: "secret",
+        kind: "Secret",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        storage: "secrets",
+    },
     Resource {
         group: "",
         version: "v1",
@@ -116,6 +129,17 @@ pub(crate) const RESOURCES: &[Resource] = &[
         short_names: &["sts"],
         categories: &["all"],
         storage: "statefulsets",
+    },
+    Resource {
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "ingresses",
+        singular: "ingress",
+        kind: "Ingress",
+        namespaced: true,
+        short_names: &["ing"],
+        categories: &[],
+        storage: "ingresses",
     },
     Resource {
         group: "events.k8s.io",
@@ -169,7 +193,7 @@ pub(crate) fn api_versions() -> Value {
 }
 
 pub(crate) fn api_group_list() -> Value {
-    let groups: Vec<Value> = ["apps", "events.k8s.io"]
+    let groups: Vec<Value> = ["apps", "events.k8s.io", "networking.k8s.io"]
         .iter()
         .map(|g| {
             let gv = json!({"groupVersion": format!("{g}/v1"), "version": "v1"});
