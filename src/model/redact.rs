@@ -37,7 +37,6 @@ const SECRET_SEGMENTS: &[&str] = &[
     "CREDENTIALS",
     "CREDS",
     "DSN",
-    "AUTH",
     "AUTHORIZATION",
     "COOKIE",
     "SAS",
@@ -59,6 +58,7 @@ const SECRET_WORDS: &[&str] = &[
     "ACCESSKEY",
     "PRIVATEKEY",
     "CONNECTIONSTRING",
+    "BASICAUTH",
 ];
 
 /// Whether a variable, flag, field or annotation named `name` would hold a secret: `DB_PASSWORD`,
@@ -158,7 +158,15 @@ pub fn redact_text(text: &str) -> String {
             .iter()
             .any(|s| value.eq_ignore_ascii_case(s));
         if !is_secret_name(name) || value.contains(REDACTED) || value.is_empty() || scheme {
-            return c[0].to_string();
+            // The value itself may hold `password=…` (a JSON log line's message does): it is
+            // redacted as text of its own, which is shorter, so this ends.
+            let whole = c.get(0).expect("the whole match");
+            let value_match = c.get(3).or(c.get(4)).or(c.get(5)).expect("one value form");
+            let inner = redact_text(value_match.as_str());
+            let start = value_match.start() - whole.start();
+            let end = value_match.end() - whole.start();
+            let text = whole.as_str();
+            return format!("{}{inner}{}", &text[..start], &text[end..]);
         }
         let quoted = if c.get(3).is_some() {
             format!("\"{REDACTED}\"")
@@ -346,6 +354,7 @@ mod tests {
             "credentials",
             "DB_PWD",
             "private-key",
+            "BASIC_AUTH",
         ] {
             assert!(is_secret_name(name), "{name} looks secret");
         }
@@ -361,6 +370,8 @@ mod tests {
             "image",
             "name",
             "app.kubernetes.io/name",
+            "nginx.ingress.kubernetes.io/auth-url",
+            "AUTH_MICROSOFT_CLIENT_ID",
         ] {
             assert!(!is_secret_name(name), "{name} does not look secret");
         }
