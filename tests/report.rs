@@ -720,3 +720,50 @@ fn a_bad_dir_is_exit_2_and_nothing_is_written_or_asked() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_unreachable_api_server_leaves_the_cluster_parts_missing_and_still_writes_the_bundle() {
+    let rig = rig(&[]);
+    let config = config_file(&rig, None);
+    let dir = out_dir(&rig, "out");
+    let Rig {
+        server,
+        dir: rig_dir,
+        kubeconfig,
+    } = rig;
+    drop(server);
+    let mut cmd = assert_cmd::Command::cargo_bin("kubectl-backstage").unwrap();
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", rig_dir.path().join("home"))
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["report", "-o", "json", "--dir"])
+        .arg(&dir)
+        .arg("--config")
+        .arg(&config);
+    let (code, stdout, stderr) = run(&mut cmd);
+    assert_eq!(code, 0, "{stderr}");
+    let summary = json(&stdout);
+    let causes: Vec<(String, String, Option<String>)> = parts(&summary);
+    assert_eq!(
+        causes,
+        [
+            ("health.json", "missing", Some("unreachable")),
+            ("events.json", "missing", Some("unreachable")),
+            ("version.json", "missing", Some("unreachable")),
+            ("db-status.json", "missing", Some("notConfigured")),
+            ("config.yaml", "collected", None),
+            ("workloads/deployments.yaml", "missing", Some("unreachable")),
+            ("workloads/ingresses.yaml", "missing", Some("unreachable")),
+            ("workloads/replicasets.yaml", "missing", Some("unreachable")),
+            ("workloads/services.yaml", "missing", Some("unreachable")),
+            ("logs/", "missing", Some("unreachable")),
+        ]
+        .iter()
+        .map(|(f, s, c)| (f.to_string(), s.to_string(), c.map(str::to_string)))
+        .collect::<Vec<_>>()
+    );
+    let (_, files) = unpack(&the_archive(&dir));
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["config.yaml", "summary.json", "summary.txt"]);
+}
