@@ -32,6 +32,7 @@ fn help_texts() {
     insta::assert_snapshot!("help_db_rollback", help(&["db", "rollback"]));
     insta::assert_snapshot!("help_verify", help(&["verify"]));
     insta::assert_snapshot!("help_version", help(&["version"]));
+    insta::assert_snapshot!("help_report", help(&["report"]));
 }
 
 /// `version` on the incident: the workloads mid-rollout (the pods cannot be exec'd into here, so the
