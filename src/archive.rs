@@ -32,11 +32,17 @@ pub enum ArchiveError {
 pub struct PendingArchive {
     file: tempfile::NamedTempFile,
     path: PathBuf,
+    stem: String,
 }
 
+/// Archives of the same name tried before giving up (`NAME-2.tar.gz`, …): two reports made within
+/// the same second keep both.
+const MAX_SAME_NAME: u32 = 100;
+
 impl PendingArchive {
-    /// Creates the temporary file next to `dir/name`.
-    pub fn create(dir: &Path, name: &str) -> Result<PendingArchive, ArchiveError> {
+    /// Creates the temporary file in `dir` for the archive `dir/STEM.tar.gz`, or `STEM-2.tar.gz`, … when
+    /// that name is taken (an existing archive is never overwritten).
+    pub fn create(dir: &Path, stem: &str) -> Result<PendingArchive, ArchiveError> {
         let file = tempfile::Builder::new()
             .prefix(".backstage-report-")
             .suffix(".partial")
@@ -45,15 +51,34 @@ impl PendingArchive {
                 dir: dir.to_path_buf(),
                 cause,
             })?;
+        let stem = (1..=MAX_SAME_NAME)
+            .map(|n| match n {
+                1 => stem.to_string(),
+                n => format!("{stem}-{n}"),
+            })
+            .find(|s| !dir.join(format!("{s}.tar.gz")).exists())
+            .ok_or_else(|| ArchiveError::Create {
+                dir: dir.to_path_buf(),
+                cause: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!("{stem}.tar.gz and {MAX_SAME_NAME} more of that name exist"),
+                ),
+            })?;
         Ok(PendingArchive {
             file,
-            path: dir.join(name),
+            path: dir.join(format!("{stem}.tar.gz")),
+            stem,
         })
     }
 
     /// Where the archive will be.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The archive's name without `.tar.gz`: the folder its files go in.
+    pub fn stem(&self) -> &str {
+        &self.stem
     }
 
     /// Writes `entries` (paths under `folder`, contents), with modification time `mtime` (Unix
@@ -124,7 +149,7 @@ mod tests {
     #[test]
     fn writes_the_entries_under_the_folder_with_mode_0600_and_leaves_no_temporary_file() {
         let dir = tempfile::tempdir().unwrap();
-        let pending = PendingArchive::create(dir.path(), "r.tar.gz").unwrap();
+        let pending = PendingArchive::create(dir.path(), "r").unwrap();
         let path = pending
             .finish(
                 "r",
@@ -166,9 +191,23 @@ mod tests {
     }
 
     #[test]
+    fn a_name_that_is_taken_gets_a_number() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("r.tar.gz"), "first").unwrap();
+        let pending = PendingArchive::create(dir.path(), "r").unwrap();
+        assert_eq!(pending.stem(), "r-2");
+        let path = pending.finish("r-2", &[], 0).unwrap();
+        assert_eq!(path, dir.path().join("r-2.tar.gz"));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("r.tar.gz")).unwrap(),
+            "first"
+        );
+    }
+
+    #[test]
     fn an_archive_dropped_before_it_is_finished_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let pending = PendingArchive::create(dir.path(), "r.tar.gz").unwrap();
+        let pending = PendingArchive::create(dir.path(), "r").unwrap();
         drop(pending);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
@@ -176,7 +215,7 @@ mod tests {
     #[test]
     fn a_folder_that_is_not_there_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = PendingArchive::create(&dir.path().join("nope"), "r.tar.gz")
+        let err = PendingArchive::create(&dir.path().join("nope"), "r")
             .err()
             .unwrap();
         assert!(err.to_string().starts_with("cannot write the report into "));

@@ -23,8 +23,7 @@ use crate::migrations::source::{self, SourceSpec};
 use crate::model::pod::PodView;
 use crate::model::redact::{redact_config, redact_log, redact_object, redact_text};
 use crate::model::report::{
-    LOG_LIMIT_BYTES, LOG_TAIL_LINES, MissingCause, Part, ReportSummary, archive_folder,
-    archive_name, log_file,
+    LOG_LIMIT_BYTES, LOG_TAIL_LINES, MissingCause, Part, ReportSummary, archive_folder, log_file,
 };
 use crate::process_env::RealEnv;
 use crate::render::{self, Style};
@@ -96,9 +95,9 @@ pub async fn run(
     let label = environment
         .clone()
         .unwrap_or_else(|| cluster.namespace.clone());
-    let folder = archive_folder(&label, now);
     // Created first: a folder that cannot be written is found before anything is gathered.
-    let pending = PendingArchive::create(&settings.dir, &archive_name(&label, now))?;
+    let pending = PendingArchive::create(&settings.dir, &archive_folder(&label, now))?;
+    let folder = pending.stem().to_string();
     let since_seconds = settings.since.map(|d| d.as_secs().max(1));
 
     let config = config_part(global, &cluster, db.as_ref().ok()).announced();

@@ -10,14 +10,10 @@ pub const LOG_TAIL_LINES: i64 = 2000;
 /// …and at most this many bytes.
 pub const LOG_LIMIT_BYTES: i64 = 1024 * 1024;
 
-/// The file name of the bundle: `backstage-report-<label>-<UTC time>.tar.gz`, the label being the
-/// environment's name (or the namespace) with anything but letters, digits, `.`, `_` and `-` made `_`.
-pub fn archive_name(label: &str, now: Timestamp) -> String {
-    format!("{}.tar.gz", archive_folder(label, now))
-}
-
-/// The folder every file of the bundle sits in (the archive's name without `.tar.gz`), so that
-/// unpacking it never spills files into the current folder.
+/// The name of the bundle without `.tar.gz`, `backstage-report-<label>-<UTC time>`, which is also the
+/// folder every file in it sits in (unpacking never spills files into the current folder). The label
+/// is the environment's name (or the namespace) with anything but letters, digits, `.`, `_` and `-`
+/// made `_`.
 pub fn archive_folder(label: &str, now: Timestamp) -> String {
     let label: String = label
         .chars()
@@ -229,16 +225,16 @@ mod tests {
     fn names() {
         let now: Timestamp = "2026-12-03T10:45:00Z".parse().unwrap();
         assert_eq!(
-            archive_name("ptlsbox", now),
-            "backstage-report-ptlsbox-20261203T104500Z.tar.gz"
+            archive_folder("ptlsbox", now),
+            "backstage-report-ptlsbox-20261203T104500Z"
         );
         assert_eq!(
-            archive_name("../x y", now),
-            "backstage-report-.._x_y-20261203T104500Z.tar.gz"
+            archive_folder("../x y", now),
+            "backstage-report-.._x_y-20261203T104500Z"
         );
         assert_eq!(
-            archive_name("", now),
-            "backstage-report-default-20261203T104500Z.tar.gz"
+            archive_folder("", now),
+            "backstage-report-default-20261203T104500Z"
         );
         assert_eq!(
             log_file("backstage-7d9f6b5c8-x2x7p", "backstage", true),
