@@ -767,3 +767,86 @@ fn an_unreachable_api_server_leaves_the_cluster_parts_missing_and_still_writes_t
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["config.yaml", "summary.json", "summary.txt"]);
 }
+
+/// `ours` is `theirs` except where `ours` says `<redacted>`: nothing else was lost or changed.
+fn same_but_redacted(ours: &Value, theirs: &Value, path: &str, differences: &mut Vec<String>) {
+    match (ours, theirs) {
+        (Value::String(a), _) if a.contains("<redacted>") => {}
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                match (a.get(k), b.get(k)) {
+                    (Some(x), Some(y)) => {
+                        same_but_redacted(x, y, &format!("{path}.{k}"), differences)
+                    }
+                    _ => differences.push(format!("{path}.{k}: only on one side")),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                same_but_redacted(x, y, &format!("{path}[{i}]"), differences);
+            }
+        }
+        (a, b) if a == b => {}
+        (a, b) => differences.push(format!("{path}: {a} vs {b}")),
+    }
+}
+
+#[test]
+fn the_workloads_are_what_kubectl_gets_but_for_the_redacted_values_and_managed_fields() {
+    let rig = rig(&[]);
+    let config = config_file(&rig, None);
+    let dir = out_dir(&rig, "out");
+    let (code, _, stderr) = run(rig
+        .plugin()
+        .args(["report", "--dir"])
+        .arg(&dir)
+        .arg("--config")
+        .arg(&config));
+    assert_eq!(code, 0, "{stderr}");
+    let (_, files) = unpack(&the_archive(&dir));
+    let mut redacted_values = 0;
+    for (kind, file_name) in [
+        ("deployments", "workloads/deployments.yaml"),
+        ("replicasets", "workloads/replicasets.yaml"),
+        ("services", "workloads/services.yaml"),
+        ("ingresses.networking.k8s.io", "workloads/ingresses.yaml"),
+    ] {
+        let theirs = json(&rig::stdout_of({
+            let mut kubectl = rig.kubectl();
+            kubectl.args(["get", kind, "-o", "json", "--show-managed-fields"]);
+            kubectl
+        }));
+        let ours = yaml(file(&files, file_name));
+        let mut theirs_items = theirs["items"].as_array().unwrap().clone();
+        assert!(!theirs_items.is_empty(), "{kind}");
+        let mut managed = 0;
+        for item in &mut theirs_items {
+            managed += item["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("managedFields")
+                .is_some() as usize;
+        }
+        if kind == "deployments" {
+            assert_eq!(
+                managed, 1,
+                "kubectl shows the fixture's managedFields; the bundle drops them"
+            );
+        }
+        let mut differences = Vec::new();
+        same_but_redacted(
+            &ours["items"],
+            &Value::Array(theirs_items),
+            kind,
+            &mut differences,
+        );
+        assert!(differences.is_empty(), "{kind}: {differences:#?}");
+        redacted_values += file(&files, file_name).matches("<redacted>").count();
+    }
+    assert!(
+        redacted_values >= 8,
+        "the comparison skipped the redacted values: {redacted_values}"
+    );
+}

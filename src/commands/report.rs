@@ -53,9 +53,11 @@ impl Gathered {
         }
     }
 
+    /// A part that could not be gathered; its reason is redacted too (an error may quote a server's
+    /// message, and a server may quote what it was sent).
     fn missing(file: &str, cause: MissingCause, reason: String) -> Gathered {
         Gathered {
-            part: Part::missing(file, cause, reason),
+            part: Part::missing(file, cause, redact_text(&reason)),
             bytes: None,
         }
     }
