@@ -373,6 +373,13 @@ impl Fixtures {
             .push((key.to_string(), value.to_string()));
     }
 
+    /// Forgets a pod's filesystem, forwarded ports and exec environment (the pod is gone).
+    pub(crate) fn forget_pod(&mut self, pod: &str) {
+        self.pod_roots.remove(pod);
+        self.pod_env.remove(pod);
+        self.pod_ports.retain(|(p, _), _| p != pod);
+    }
+
     /// Sets (or replaces) a container log.
     pub fn set_log(
         &mut self,

@@ -5,10 +5,14 @@
 mod discovery;
 mod exec;
 mod fixtures;
+mod flux;
+mod kubelet;
 mod list;
 mod logs;
+mod patch;
 mod portforward;
 mod responses;
+mod rollout;
 mod router;
 mod selectors;
 mod server;
@@ -18,8 +22,10 @@ mod time;
 mod tls;
 mod watch;
 mod websocket;
+mod write;
 
 pub use fixtures::{Fixtures, INCIDENT_PODS, LogKey, incident_dir};
+pub use kubelet::{NODE, PodOutcome, PodRuntime, PodStart, image_id};
 pub use responses::status_object;
 pub use selectors::{FieldSelector, LabelSelector};
 pub use server::{FakeApiServer, RecordedRequest, ServerOptions};

@@ -55,6 +55,11 @@ fn event_v1(ev: &Value) -> Value {
 pub(crate) fn present(res: &Resource, obj: Value) -> Value {
     if res.is_events_v1() {
         event_v1(&obj)
+    } else if res.flux && obj["apiVersion"] != res.api_version().as_str() {
+        // One stored object, served in each version of its group (the fake converts nothing else).
+        let mut obj = obj;
+        obj["apiVersion"] = json!(res.api_version());
+        obj
     } else {
         obj
     }

@@ -10,7 +10,7 @@ use crate::router::Query;
 use crate::server::Shared;
 
 pub(crate) fn pod_log(shared: &Shared, ns: &str, name: &str, query: &Query) -> Response<Body> {
-    let pods = discovery::find("", "v1", "pods").expect("pods");
+    let pods = discovery::find("", "v1", "pods", false).expect("pods");
     let Some(pod) = shared.store().get("pods", ns, name) else {
         return object_not_found(pods, name);
     };
@@ -48,6 +48,13 @@ pub(crate) fn pod_log(shared: &Shared, ns: &str, name: &str, query: &Query) -> R
         .extras()
         .log(ns, name, &container, previous)
         .map(str::to_string);
+    // A log file a pod runtime named (a real process's output), read as it is now.
+    let text = match text {
+        None if !previous => crate::server::lock(&shared.kubelet)
+            .log_file(ns, name, &container)
+            .map(|f| std::fs::read_to_string(f).unwrap_or_default()),
+        t => t,
+    };
     let status = pod["status"]["containerStatuses"]
         .as_array()
         .into_iter()

@@ -107,13 +107,13 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segs.as_slice() {
         ["api"] => json_response(StatusCode::OK, &discovery::api_versions()),
-        ["apis"] => json_response(StatusCode::OK, &discovery::api_group_list()),
+        ["apis"] => json_response(StatusCode::OK, &discovery::api_group_list(shared.flux)),
         ["api", "v1"] => json_response(
             StatusCode::OK,
-            &discovery::resource_list("", "v1").expect("core"),
+            &discovery::resource_list("", "v1", shared.flux).expect("core"),
         ),
         ["apis", group] => {
-            let groups = discovery::api_group_list();
+            let groups = discovery::api_group_list(shared.flux);
             match groups["groups"]
                 .as_array()
                 .into_iter()
@@ -129,10 +129,23 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
                 None => not_found_path(),
             }
         }
-        ["apis", group, version] => match discovery::resource_list(group, version) {
+        ["apis", group, version] => match discovery::resource_list(group, version, shared.flux) {
             Some(list) => json_response(StatusCode::OK, &list),
             None => not_found_path(),
         },
+        ["openapi", "v3"] => json_response(StatusCode::OK, &discovery::openapi_root(shared.flux)),
+        ["openapi", "v3", "api", version] => {
+            match discovery::openapi_group_version("", version, shared.flux) {
+                Some(doc) => json_response(StatusCode::OK, &doc),
+                None => not_found_path(),
+            }
+        }
+        ["openapi", "v3", "apis", group, version] => {
+            match discovery::openapi_group_version(group, version, shared.flux) {
+                Some(doc) => json_response(StatusCode::OK, &doc),
+                None => not_found_path(),
+            }
+        }
         ["api", "v1", rest @ ..] => {
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
             resource_request(shared, req, "", "v1", &rest).await
@@ -153,30 +166,30 @@ pub(crate) struct Target {
     pub(crate) sub: Option<String>,
 }
 
-fn parse_target(group: &str, version: &str, rest: &[String]) -> Option<Target> {
+fn parse_target(group: &str, version: &str, rest: &[String], flux: bool) -> Option<Target> {
     let s = |i: usize| rest.get(i).cloned();
     let (res, namespace, name, sub) = match rest {
         [first] if first == "namespaces" => (
-            discovery::find(group, version, "namespaces")?,
+            discovery::find(group, version, "namespaces", flux)?,
             None,
             None,
             None,
         ),
         [first, name] if first == "namespaces" => (
-            discovery::find(group, version, "namespaces")?,
+            discovery::find(group, version, "namespaces", flux)?,
             None,
             Some(name.clone()),
             None,
         ),
         [first, ns, plural, ..] if first == "namespaces" => {
-            let res = discovery::find(group, version, plural)?;
+            let res = discovery::find(group, version, plural, flux)?;
             if !res.namespaced || rest.len() > 5 {
                 return None;
             }
             (res, Some(ns.clone()), s(3), s(4))
         }
         [plural, ..] => {
-            let res = discovery::find(group, version, plural)?;
+            let res = discovery::find(group, version, plural, flux)?;
             if rest.len() > 3 || (res.namespaced && rest.len() > 1) {
                 return None;
             }
@@ -237,23 +250,39 @@ async fn resource_request(
     version: &str,
     rest: &[String],
 ) -> Response<Body> {
-    let Some(target) = parse_target(group, version, rest) else {
+    let Some(target) = parse_target(group, version, rest, shared.flux) else {
         return not_found_path();
     };
     let query = Query::parse(req.uri().query());
     // exec and port-forward are "connect" subresources: websocket clients GET them, SPDY clients POST.
     let is_connect = matches!(target.sub.as_deref(), Some("exec" | "portforward"));
-    let method_ok = req.method() == Method::GET || (is_connect && req.method() == Method::POST);
+    let is_write = !is_connect
+        && matches!(
+            *req.method(),
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        );
+    let method_ok =
+        req.method() == Method::GET || (is_connect && req.method() == Method::POST) || is_write;
     if !method_ok {
         return status_response(
             405,
             "MethodNotAllowed",
-            &format!(
-                "the fake API server serves reads only, not {}",
-                req.method()
-            ),
+            "the server does not allow this method on the requested resource",
             None,
         );
+    }
+    if is_write {
+        let verb = match (req.method().clone(), &target.name) {
+            (Method::POST, _) => "create",
+            (Method::PUT, _) => "update",
+            (Method::PATCH, _) => "patch",
+            (_, Some(_)) => "delete",
+            (_, None) => "deletecollection",
+        };
+        if let Some(r) = forbidden(shared, verb, &target) {
+            return r;
+        }
+        return crate::write::write(shared, req, &target, &query).await;
     }
     let watch = query.flag("watch");
     // The verb comes from the method: a websocket upgrade (GET) of exec or port-forward is `get`, a

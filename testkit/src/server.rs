@@ -38,6 +38,9 @@ pub struct ServerOptions {
     /// The largest page the server returns; `limit` above it (or no limit) is cut to it and a
     /// `continue` token is returned.
     pub max_page: Option<usize>,
+    /// Serve the Flux kinds (HelmRelease, Kustomization, the image automation kinds), as a cluster
+    /// with Flux's CRDs does; without it their groups are absent from discovery and their paths 404.
+    pub flux: bool,
 }
 
 impl Default for ServerOptions {
@@ -51,6 +54,7 @@ impl Default for ServerOptions {
             user: "system:serviceaccount:backstage:kubectl-backstage".into(),
             latency: None,
             max_page: None,
+            flux: false,
         }
     }
 }
@@ -108,7 +112,12 @@ pub(crate) struct Shared {
     pub user: String,
     pub latency: Option<Duration>,
     pub max_page: Option<usize>,
+    pub flux: bool,
     pub requests: Mutex<Vec<RecordedRequest>>,
+    /// The simulated kubelet (image registry, pod runtime, started pods).
+    pub kubelet: Mutex<crate::kubelet::Kubelet>,
+    /// The Flux controller simulation's switch, delay and wanted images.
+    pub flux_sim: Mutex<crate::flux::Flux>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -170,7 +179,10 @@ impl FakeApiServer {
             user: opts.user,
             latency: opts.latency,
             max_page: opts.max_page,
+            flux: opts.flux,
             requests: Mutex::new(Vec::new()),
+            kubelet: Mutex::new(crate::kubelet::Kubelet::default()),
+            flux_sim: Mutex::new(crate::flux::Flux::default()),
         });
         let (tx, rx) = oneshot::channel();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -178,6 +190,15 @@ impl FakeApiServer {
             .thread_name("fake-apiserver")
             .enable_all()
             .build()?;
+        let deletions = shared.store().subscribe();
+        runtime.spawn(crate::kubelet::watch_deletions(shared.clone(), deletions));
+        let flux_changes = shared.store().subscribe();
+        runtime.spawn(crate::flux::controller(shared.clone(), flux_changes));
+        let deployment_changes = shared.store().subscribe();
+        runtime.spawn(crate::rollout::controller(
+            shared.clone(),
+            deployment_changes,
+        ));
         let serving = shared.clone();
         let thread = std::thread::Builder::new()
             .name("fake-apiserver".into())
@@ -304,6 +325,55 @@ impl FakeApiServer {
     /// Sets an environment variable for processes exec'd in `pod`.
     pub fn set_pod_env(&self, pod: &str, key: &str, value: &str) {
         self.shared.extras().set_pod_env(pod, key, value);
+    }
+
+    /// An image the fake "registry" has: pods using it pull it, and exec in their containers runs in
+    /// `root_dir` (the image's filesystem). Pods with an unregistered image fail to pull.
+    pub fn register_image(&self, reference: &str, root_dir: impl Into<std::path::PathBuf>) {
+        lock(&self.shared.kubelet).register_image(reference, root_dir.into());
+    }
+
+    /// Makes pulls of `reference` take `delay` (the pod shows ContainerCreating meanwhile).
+    pub fn set_image_pull_delay(&self, reference: &str, delay: Duration) {
+        lock(&self.shared.kubelet).set_pull_delay(reference, delay);
+    }
+
+    /// Starts created pods' containers with `runtime` (default: every registered image is ready at
+    /// once, with no ports).
+    pub fn set_pod_runtime(&self, runtime: Arc<dyn crate::kubelet::PodRuntime>) {
+        lock(&self.shared.kubelet).set_runtime(runtime);
+    }
+
+    /// Turns the Flux controller simulation on or off: a Deployment labelled as managed by a
+    /// HelmRelease or Kustomization (`helm.toolkit.fluxcd.io/name`+`namespace`, or the
+    /// `kustomize.toolkit.fluxcd.io` ones) whose image differs from what
+    /// [`FakeApiServer::set_flux_desired_image`] says is set back after the reconcile delay, unless
+    /// the release has `spec.suspend: true`; resuming a release reconciles at once (after the delay).
+    pub fn flux_reconciles(&self, on: bool) {
+        lock(&self.shared.flux_sim).enabled = on;
+    }
+
+    /// What a release (`kind` HelmRelease or Kustomization) wants as `container`'s image.
+    pub fn set_flux_desired_image(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        container: &str,
+        image: &str,
+    ) {
+        let mut flux = lock(&self.shared.flux_sim);
+        let list = flux
+            .desired
+            .entry((kind.to_string(), namespace.to_string(), name.to_string()))
+            .or_default();
+        list.retain(|(c, _)| c != container);
+        list.push((container.to_string(), image.to_string()));
+    }
+
+    /// How long the simulated Flux waits before setting an image back (default 500 ms).
+    pub fn set_flux_reconcile_delay(&self, delay: Duration) {
+        lock(&self.shared.flux_sim).delay = delay;
     }
 
     /// Sets or replaces a container log.

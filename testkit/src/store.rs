@@ -239,6 +239,119 @@ impl Store {
         Ok(obj)
     }
 
+    /// POST: stores a new object of `res` (name or `generateName` given; namespace already set).
+    /// Sets uid, resourceVersion, creationTimestamp and, for kinds that have it, generation 1.
+    pub fn create(
+        &mut self,
+        res: &'static discovery::Resource,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Result<Value, WriteError> {
+        if meta_str(&obj, "name").is_empty() {
+            let prefix = meta_str(&obj, "generateName").to_string();
+            if prefix.is_empty() {
+                return Err(WriteError::Invalid(
+                    "metadata.name: Required value: name or generateName is required".into(),
+                ));
+            }
+            let ns = meta_str(&obj, "namespace").to_string();
+            let mut salt = self.rv;
+            let name = loop {
+                let candidate = format!("{prefix}{}", name_suffix(&prefix, salt));
+                if self.get(res.storage, &ns, &candidate).is_none() {
+                    break candidate;
+                }
+                salt += 7;
+            };
+            obj["metadata"]["name"] = json!(name);
+        }
+        obj["apiVersion"] = json!(res.api_version());
+        obj["kind"] = json!(res.kind);
+        let ns = meta_str(&obj, "namespace").to_string();
+        let name = meta_str(&obj, "name").to_string();
+        if self.get(res.storage, &ns, &name).is_some() {
+            return Err(WriteError::AlreadyExists(name));
+        }
+        if let Some(m) = obj["metadata"].as_object_mut() {
+            for f in [
+                "resourceVersion",
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "generation",
+            ] {
+                m.remove(f);
+            }
+        }
+        if has_generation(res) {
+            obj["metadata"]["generation"] = json!(1);
+        }
+        if dry_run {
+            obj["metadata"]["uid"] = json!(fake_uid(&key(&ns, &name), self.rv + 1));
+            obj["metadata"]["creationTimestamp"] = json!(now_rfc3339());
+            return Ok(obj);
+        }
+        self.apply(obj).map_err(WriteError::Invalid)
+    }
+
+    /// PUT/PATCH result: replaces an existing object. A `metadata.resourceVersion` that is set must be
+    /// the current one (else Conflict); uid and creationTimestamp are kept; generation moves on when
+    /// `spec` changes; an unchanged object is not written again (no new version, no event).
+    pub fn update(
+        &mut self,
+        res: &'static discovery::Resource,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Result<Value, WriteError> {
+        let ns = meta_str(&obj, "namespace").to_string();
+        let name = meta_str(&obj, "name").to_string();
+        let Some(old) = self.get(res.storage, &ns, &name) else {
+            return Err(WriteError::NotFound(name));
+        };
+        let rv = meta_str(&obj, "resourceVersion");
+        if !rv.is_empty() && rv != meta_str(&old, "resourceVersion") {
+            return Err(WriteError::Conflict(name));
+        }
+        for f in [
+            "uid",
+            "creationTimestamp",
+            "resourceVersion",
+            "generation",
+            "deletionTimestamp",
+        ] {
+            if old["metadata"][f].is_null() {
+                if let Some(m) = obj["metadata"].as_object_mut() {
+                    m.remove(f);
+                }
+            } else {
+                obj["metadata"][f] = old["metadata"][f].clone();
+            }
+        }
+        obj["apiVersion"] = old["apiVersion"].clone();
+        obj["kind"] = old["kind"].clone();
+        if obj == old {
+            return Ok(old);
+        }
+        if has_generation(res) && obj["spec"] != old["spec"] {
+            let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
+            obj["metadata"]["generation"] = json!(g + 1);
+        }
+        if dry_run {
+            return Ok(obj);
+        }
+        self.apply(obj).map_err(WriteError::Invalid)
+    }
+
+    /// Deletes one object of `res`; returns it (with the deletion's resource version).
+    pub fn delete_res(
+        &mut self,
+        res: &'static discovery::Resource,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
+        self.delete(res.kind, namespace, name)
+    }
+
     /// Deletes an object by kind; returns it (with the deletion's resource version).
     pub fn delete(&mut self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
         let res = discovery::for_kind("", kind)?;
@@ -276,4 +389,36 @@ pub(crate) fn gone_status(rv: u64, compacted: u64) -> Value {
         "message": format!("too old resource version: {rv} ({compacted})"),
         "reason": "Expired", "code": 410,
     })
+}
+
+/// Why a write was refused; the router words it as the real server does.
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    AlreadyExists(String),
+    NotFound(String),
+    Conflict(String),
+    Invalid(String),
+}
+
+/// Kinds whose `metadata.generation` counts spec changes.
+pub(crate) fn has_generation(res: &discovery::Resource) -> bool {
+    matches!(res.storage, "deployments" | "replicasets" | "statefulsets")
+        || !res.group.is_empty() && res.group.ends_with("fluxcd.io")
+}
+
+/// Five characters from the alphabet Kubernetes uses for generated names, derived from `salt`.
+pub(crate) fn name_suffix(prefix: &str, salt: u64) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for b in prefix.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..5)
+        .map(|_| {
+            h = h
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ALPHABET[((h >> 33) % ALPHABET.len() as u64) as usize] as char
+        })
+        .collect()
 }

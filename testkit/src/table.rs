@@ -291,6 +291,13 @@ pub(crate) fn columns(storage: &str) -> Vec<Value> {
                 "Route service traffic to pods with label keys and values matching this selector.",
             ),
         ],
+        // The CRDs' printer columns (Flux's HelmRelease v2 and Kustomization v1).
+        "helmreleases" | "kustomizations" => vec![
+            name,
+            col("Age", "date", "", 0, ""),
+            col("Ready", "string", "", 0, ""),
+            col("Status", "string", "", 0, ""),
+        ],
         _ => vec![
             name,
             col(
@@ -699,6 +706,20 @@ fn cells(storage: &str, obj: &Value) -> Vec<Value> {
         .concat(),
         "namespaces" => vec![name, json!(s(&obj["status"]["phase"])), json!(created)],
         "services" => service_cells(name, created, obj),
+        "helmreleases" | "kustomizations" => {
+            let ready = obj["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "Ready");
+            let field = |f: &str| ready.map(|c| c[f].clone()).unwrap_or(Value::Null);
+            vec![
+                name,
+                obj["metadata"]["creationTimestamp"].clone(),
+                field("status"),
+                field("message"),
+            ]
+        }
         _ => vec![name, obj["metadata"]["creationTimestamp"].clone()],
     }
 }

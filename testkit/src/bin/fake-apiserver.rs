@@ -40,6 +40,9 @@ struct Args {
     /// Cap every list page at this many items.
     #[arg(long)]
     max_page: Option<usize>,
+    /// Serve the Flux kinds (HelmRelease, Kustomization, image automation).
+    #[arg(long)]
+    flux: bool,
     /// Delay every response by this many milliseconds.
     #[arg(long)]
     latency_ms: Option<u64>,
@@ -53,6 +56,10 @@ struct Args {
     /// e.g. backstage-6c9f8d7b54-k4m2x:7007=127.0.0.1:7007.
     #[arg(long = "pod-port", value_name = "POD:PORT=ADDR")]
     pod_port: Vec<String>,
+    /// An image the fake registry has (repeatable), as REF=DIR: created pods using it become ready
+    /// and exec in them runs in DIR; pods with other images fail to pull.
+    #[arg(long = "register-image", value_name = "REF=DIR")]
+    register_image: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -95,8 +102,16 @@ fn main() -> anyhow::Result<()> {
         forbidden,
         latency: args.latency_ms.map(Duration::from_millis),
         max_page: args.max_page,
+        flux: args.flux,
         ..Default::default()
     })?;
+    for ri in &args.register_image {
+        // The directory is after the last '=' (references have no '=').
+        let (reference, dir) = ri
+            .rsplit_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--register-image wants REF=DIR, got {ri:?}"))?;
+        server.register_image(reference, std::fs::canonicalize(dir)?);
+    }
     let token = args.token.as_deref().unwrap_or("fake-token");
     let kubeconfig = server.kubeconfig_yaml(&args.context, Some(&args.namespace), token);
     match &args.kubeconfig_out {
