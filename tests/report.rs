@@ -850,3 +850,70 @@ fn the_workloads_are_what_kubectl_gets_but_for_the_redacted_values_and_managed_f
         "the comparison skipped the redacted values: {redacted_values}"
     );
 }
+
+#[test]
+fn on_the_incident_every_backend_log_is_taken_and_a_container_that_never_ran_is_not_asked_for() {
+    let rig = Rig::incident();
+    let dir = out_dir(&rig, "out");
+    let (code, stdout, stderr) = run(rig
+        .plugin()
+        .args(["report", "-o", "json", "--dir"])
+        .arg(&dir));
+    assert_eq!(code, 0, "{stderr}");
+    let summary = json(&stdout);
+    let logs: Vec<(String, String, Option<String>)> = parts(&summary)
+        .into_iter()
+        .filter(|p| p.0.starts_with("logs/"))
+        .collect();
+    let collected = |f: &str| (f.to_string(), "collected".to_string(), None);
+    assert_eq!(
+        logs,
+        [
+            collected("logs/backstage-6c9f8d7b54-k4m2x/backstage.log"),
+            collected("logs/backstage-6c9f8d7b54-q8zvn/backstage.log"),
+            collected("logs/backstage-6c9f8d7b54-q8zvn/backstage.previous.log"),
+            collected("logs/backstage-7d9f6b5c8-x2x7p/backstage.log"),
+            collected("logs/backstage-7d9f6b5c8-x2x7p/backstage.previous.log"),
+            (
+                "logs/backstage-pr-1234-5b7c9d8f6d-wq9rt/backstage.log".to_string(),
+                "missing".to_string(),
+                Some("notFound".to_string())
+            ),
+            collected("logs/backstage-worker-59c8d7f6b-mz5ql/backstage.log"),
+            collected("logs/backstage-worker-8f7b6c5d4-r7tjh/backstage.log"),
+            collected("logs/backstage-worker-8f7b6c5d4-r7tjh/backstage.previous.log"),
+        ],
+        "the database's StatefulSet pod is not a backend"
+    );
+    let never_ran = summary["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["file"] == "logs/backstage-pr-1234-5b7c9d8f6d-wq9rt/backstage.log")
+        .unwrap();
+    assert_eq!(
+        never_ran["reason"],
+        "container backstage of pod backstage-pr-1234-5b7c9d8f6d-wq9rt has not started yet (ImagePullBackOff)"
+    );
+    // The report's own log reads (health reads with its own bounds) never asked for that pod.
+    let asked: Vec<String> = rig
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/log") && r.param("limitBytes").as_deref() == Some("1048576"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(asked.len(), 8, "{asked:?}");
+    assert!(
+        asked.iter().all(|p| !p.contains("backstage-pr-1234")),
+        "{asked:?}"
+    );
+    // The archive is named after the namespace when no environment is selected.
+    assert!(
+        summary["archive"]
+            .as_str()
+            .unwrap()
+            .contains("/backstage-report-backstage-"),
+        "{summary}"
+    );
+}

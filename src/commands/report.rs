@@ -298,8 +298,26 @@ async fn log_parts(cluster: &Cluster, since_seconds: Option<u64>) -> Vec<Gathere
         since_seconds: since_seconds.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
     };
     let mut wanted = Vec::new();
+    let mut never_ran = Vec::new();
     for pod in pods.iter().map(PodView::from_pod) {
         for container in pod.containers.iter().filter(|c| c.backend) {
+            if container.state == "waiting" && !container.has_previous_run() {
+                // Nothing was ever logged (the image cannot be pulled, say): no request.
+                never_ran.push(
+                    Gathered::missing(
+                        &log_file(&pod.name, &container.name, false),
+                        MissingCause::NotFound,
+                        format!(
+                            "container {} of pod {} has not started yet ({})",
+                            container.name,
+                            pod.name,
+                            container.reason.as_deref().unwrap_or("waiting")
+                        ),
+                    )
+                    .announced(),
+                );
+                continue;
+            }
             wanted.push((pod.name.clone(), container.name.clone(), false));
             if container.has_previous_run() {
                 wanted.push((pod.name.clone(), container.name.clone(), true));
@@ -316,6 +334,7 @@ async fn log_parts(cluster: &Cluster, since_seconds: Option<u64>) -> Vec<Gathere
             .announced()
         })
         .buffer_unordered(LOG_CONCURRENCY)
+        .chain(futures::stream::iter(never_ran))
         .collect()
         .await
 }
