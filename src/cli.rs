@@ -93,6 +93,9 @@ pub enum Command {
     /// Move Backstage back to an older image, guided: preflight plan, Flux, roll back the migrations
     /// the older image lacks (in the current, newer pod), set the image, wait, verify
     Rollback(Box<RollbackArgs>),
+    /// Write a redacted support bundle (tar.gz): health, events, backend logs, version, db status,
+    /// workloads as YAML and the resolved config; never a Secret, a password or a token
+    Report(Box<ReportArgs>),
     /// The environments of the config file
     #[command(subcommand)]
     Env(EnvCommand),
@@ -184,6 +187,20 @@ pub struct VerifyArgs {
     /// How to sign in to Azure for the token's Key Vault (default: the first configured, as for db)
     #[arg(long, value_enum, value_name = "METHOD")]
     pub azure_auth: Option<AzureAuth>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The folder to write the archive into (default: the current folder); it must exist
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Only logs and events of this last while, e.g. 1h, 30m
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// How db-status.json reaches the databases (as for `db status`); without a database host it is
+    /// left out, and the summary says so
+    #[command(flatten)]
+    pub connection: DbConnectionArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -76,6 +76,7 @@ pub fn of_error(error: &Error) -> u8 {
         | Error::Version(_)
         | Error::Verify(_)
         | Error::Guided(_)
+        | Error::Report(_)
         | Error::Runtime(_) => COULD_NOT_RUN,
     }
 }

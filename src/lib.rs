@@ -2,10 +2,11 @@
 //!
 //! Layers: [`cli`] (clap types) → [`settings`] (flags, environment and config file, resolved and
 //! checked once) → [`commands`] (one file per subcommand) → [`render`] (the only writer of stdout and
-//! stderr). The adapters ([`kube`], [`db`], [`secrets`], [`migrations`], [`backstage`]) hide their crates and
+//! stderr). The adapters ([`kube`], [`db`], [`secrets`], [`migrations`], [`backstage`], [`archive`]) hide their crates and
 //! processes; [`model`] and [`knex`] are pure and do no I/O. [`options`] and [`process_env`] are
 //! leaves everyone may use; [`exit`] is the exit-code table.
 
+pub mod archive;
 pub mod backstage;
 pub mod cli;
 pub mod commands;
@@ -30,7 +31,7 @@ use cli::{Cli, Command, EnvCommand};
 use commands::Outcome;
 use kube::{Cluster, KubeError};
 use process_env::RealEnv;
-use settings::commands::{DbCommandSettings, EventsSettings, VersionSettings};
+use settings::commands::{DbCommandSettings, EventsSettings, ReportSettings, VersionSettings};
 use settings::verify::VerifySettings;
 use settings::{DbSettings, EnvSelection, Settings, SettingsError};
 
@@ -49,6 +50,7 @@ pub enum Error {
     Verify(#[from] commands::verify::VerifyError),
     #[error(transparent)]
     Guided(Box<commands::guided::GuidedError>),
+    Report(#[from] commands::report::ReportError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -171,6 +173,27 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
             &settings,
             &style,
         ),
+        Command::Report(args) => {
+            let report = ReportSettings::resolve(args)?;
+            // The databases are one part of the bundle: when nothing says where they are, that part
+            // is left out (the summary says why); a bad database flag is still bad input.
+            let db_settings = match DbSettings::resolve(
+                &args.connection,
+                settings.environment.as_ref().map(|(_, e)| e),
+                settings.cluster.request_timeout,
+                &RealEnv,
+            ) {
+                Ok(db) => Ok(db),
+                Err(SettingsError::Missing { message }) => Err(message.to_string()),
+                Err(e) => return Err(e.into()),
+            };
+            Ok(runtime()?.block_on(commands::report::run(
+                &report,
+                db_settings,
+                &settings,
+                &style,
+            ))?)
+        }
         Command::Db(args) => {
             let command = DbCommandSettings::resolve(&args.command)?;
             let db_settings = DbSettings::resolve(
@@ -276,6 +299,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Db(_) => "db",
         Command::Upgrade(_) => "upgrade",
         Command::Rollback(_) => "rollback",
+        Command::Report(_) => "report",
         Command::Env(_) => "env",
         Command::Completion(_) => "completion",
     }

@@ -383,6 +383,13 @@ fn rows(ctx: &Ctx) -> Vec<Row> {
             .file("config.yaml", "defaultEnvironment: a\nenvironments:\n  a:\n    namespace: ../../secrets\n")
             .first("error: environments.a.namespace \"../../secrets\" is not a valid namespace (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit)").pending(NAMESPACE),
         // ---- config file ----
+        row("report --dir that does not exist").args(&["report", "--dir", "{dir}/nope"]).first("error: --dir {dir}/nope: no such folder"),
+        row("report --dir that is a file").args(&["report", "--dir", "{dir}/f"]).file("f", "x").first("error: --dir {dir}/f: not a folder"),
+        row("report --since 0").args(&["report", "--since", "0", "--dir", "{dir}"]).first("error: --since \"0\" must be longer than 0s"),
+        row("report --since words").args(&["report", "--since", "soon"]).usage("error: invalid value 'soon' for '--since <DURATION>': invalid duration \"soon\": use a number with a unit, e.g. 30s, 1.5h or 1h30m"),
+        row("report --vault without --secret").args(&["report", "--dir", "{dir}", "--db-host", "h", "--db-user", "u", "--vault", "myvault"]).first("error: --vault/--vault-url needs --secret (the secret holding the password)"),
+        row("report with several environments").args(&["--config", "{dir}/c.yaml", "-e", "a,b", "report"]).file("c.yaml", "environments:\n  a: {}\n  b: {}\n")
+            .first("error: report works on one environment at a time; several environments (-e NAME,NAME or --all-envs) work with health, version and verify"),
         row("config file missing").args(&["--config", "{dir}/nope.yaml", "health"]).first("error: cannot read config file {dir}/nope.yaml: No such file or directory (os error 2)"),
         row("config file is a directory").args(&["--config", "{dir}", "health"]).first("error: cannot read config file {dir}: Is a directory (os error 21)"),
         row("config file from $KUBECTL_BACKSTAGE_CONFIG missing").args(&["health"]).env("KUBECTL_BACKSTAGE_CONFIG", "{dir}/gone.yaml").first("error: cannot read config file {dir}/gone.yaml: No such file or directory (os error 2)"),

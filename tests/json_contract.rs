@@ -1437,3 +1437,86 @@ fn version_client_document() {
     ]);
     assert_contract("version --client", &schema, &[&doc], &[]);
 }
+
+#[test]
+fn report_document() {
+    let rig = Rig::start(backstage_testkit::ServerOptions {
+        tls: true,
+        token: Some(rig::TOKEN.into()),
+        forbidden: vec![("list".into(), "events".into())],
+        ..backstage_testkit::ServerOptions::new(backstage_testkit::Fixtures::incident())
+    });
+    let mut plugins = Plugins::new();
+    plugins.create("catalog", Some(&templates().0));
+    let config = rig.path("config.yaml");
+    write(
+        &config,
+        "defaultEnvironment: sbox\nenvironments:\n  sbox:\n    context: fake\n    namespace: backstage\n",
+    );
+    let out = rig.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut args: Vec<String> = vec![
+        "report".into(),
+        "--since".into(),
+        "1h".into(),
+        "--dir".into(),
+        out.display().to_string(),
+        "--config".into(),
+        config.display().to_string(),
+    ];
+    args.extend(plugins.connection_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Each run writes its own archive at its own time, so the two documents differ in those fields
+    // only (`document` would compare them whole).
+    let runs: Vec<Value> = ["json", "yaml"]
+        .iter()
+        .map(|format| {
+            let (code, out, err) = run(rig
+                .plugin()
+                .env(plugin_dbs::PASSWORD_ENV, SENTINEL)
+                .args(&args)
+                .args(["-o", format]));
+            assert_eq!(code, 0, "{err}");
+            assert!(!out.contains(SENTINEL) && !err.contains(SENTINEL));
+            serde_norway::from_str(&out).unwrap()
+        })
+        .collect();
+    let doc = runs[0].clone();
+    let without_run = |mut v: Value| {
+        for key in ["archive", "folder", "createdAt"] {
+            v[key] = Value::Null;
+        }
+        v
+    };
+    assert_eq!(
+        without_run(runs[1].clone()),
+        without_run(doc.clone()),
+        "-o yaml is the JSON document"
+    );
+    let part = obj(vec![
+        req("file", T::Str),
+        req("status", T::Str),
+        opt("cause", T::Str),
+        opt("reason", T::Str),
+        opt("note", T::Str),
+    ]);
+    let schema = obj(vec![
+        req("kind", T::Lit("SupportReport")),
+        req("archive", T::Str),
+        req("folder", T::Str),
+        req("environment", null(T::Str)),
+        req("context", T::Str),
+        req("namespace", T::Str),
+        req("createdAt", T::Time),
+        req("sinceSeconds", null(T::Int)),
+        req("collected", T::Int),
+        req("missing", T::Int),
+        req("parts", list(part)),
+    ]);
+    assert_contract("report", &schema, &[&doc], &[]);
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        2,
+        "one archive per run"
+    );
+}

@@ -36,6 +36,7 @@ fn help_texts() {
     insta::assert_snapshot!("help_version", help(&["version"]));
     insta::assert_snapshot!("help_upgrade", help(&["upgrade"]));
     insta::assert_snapshot!("help_rollback", help(&["rollback"]));
+    insta::assert_snapshot!("help_report", help(&["report"]));
 }
 
 /// `version` on the incident: the workloads mid-rollout (the pods cannot be exec'd into here, so the

@@ -19,6 +19,24 @@ pub async fn run(
     cluster: &Cluster,
     style: &Style,
 ) -> Result<Outcome, KubeError> {
+    let (report, filter, version, seen) = list(args, cluster).await?;
+    if !args.watch {
+        render::emit(&render::render(&report, style));
+        return Ok(Outcome::Ok);
+    }
+    follow(cluster, &report, style, &filter, version, seen).await
+}
+
+/// The report `events -o json` prints, without watching (`report` puts it in the bundle).
+pub async fn gather(args: &EventsSettings, cluster: &Cluster) -> Result<EventsReport, KubeError> {
+    Ok(list(args, cluster).await?.0)
+}
+
+/// Every event of the namespace that passes the filters, ordered, with what a watch needs to go on.
+async fn list(
+    args: &EventsSettings,
+    cluster: &Cluster,
+) -> Result<(EventsReport, EventFilter, String, Seen), KubeError> {
     let now = Timestamp::now();
     let filter = EventFilter {
         types: args
@@ -55,12 +73,7 @@ pub async fn run(
         events: rows,
         now,
     };
-
-    if !args.watch {
-        render::emit(&render::render(&report, style));
-        return Ok(Outcome::Ok);
-    }
-    follow(cluster, &report, style, &filter, version, seen).await
+    Ok((report, filter, version, seen))
 }
 
 /// The versions of events already shown, so that a list taken again after the watch expired (410

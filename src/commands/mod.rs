@@ -9,6 +9,7 @@ pub mod events;
 pub mod guided;
 pub mod health;
 pub mod multi;
+pub mod report;
 pub mod verify;
 pub mod version;
 

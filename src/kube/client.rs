@@ -59,6 +59,14 @@ pub enum WatchChange<K> {
     Relisted(Vec<K>),
 }
 
+/// How much of a log [`Cluster::log_tail`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct LogBounds {
+    pub tail_lines: i64,
+    pub limit_bytes: i64,
+    pub since_seconds: Option<i64>,
+}
+
 #[derive(Clone)]
 pub struct Cluster {
     client: kube::Client,
@@ -252,6 +260,37 @@ impl Cluster {
             || {
                 format!(
                     "get the previous log of pod {pod:?} container {container:?} in namespace {:?}",
+                    self.namespace
+                )
+            },
+            lossy_log(&api, pod, &params),
+        )
+        .await
+    }
+
+    /// The end of a container's log (its current run, or its previous one), bounded to its last lines
+    /// and bytes, and to what it wrote in the last `since_seconds` when given.
+    pub async fn log_tail(
+        &self,
+        pod: &str,
+        container: &str,
+        previous: bool,
+        bounds: LogBounds,
+    ) -> Result<String, KubeError> {
+        let api = self.api::<k8s_openapi::api::core::v1::Pod>();
+        let params = LogParams {
+            container: Some(container.to_string()),
+            previous,
+            tail_lines: Some(bounds.tail_lines),
+            limit_bytes: Some(bounds.limit_bytes),
+            since_seconds: bounds.since_seconds,
+            ..LogParams::default()
+        };
+        let which = if previous { "previous log" } else { "log" };
+        self.call(
+            || {
+                format!(
+                    "get the {which} of pod {pod:?} container {container:?} in namespace {:?}",
                     self.namespace
                 )
             },

@@ -9,7 +9,7 @@ mod error;
 pub mod flux;
 mod port_forward;
 
-pub use client::{Cluster, ExecOutput, WatchChange};
+pub use client::{Cluster, ExecOutput, LogBounds, WatchChange};
 pub use config::{ResolvedContext, load_kubeconfig, resolve_context};
 pub use deployment::{BackstageDeployment, CHANGE_CAUSE, choose_deployment};
 pub use error::KubeError;

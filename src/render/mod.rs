@@ -10,6 +10,7 @@ mod health;
 mod json;
 mod messages;
 mod preflight;
+mod report;
 mod verify;
 mod version;
 
@@ -28,6 +29,7 @@ pub use messages::{
     warning,
 };
 pub use preflight::{preflight_line, preflight_progress};
+pub use report::{report_progress, report_summary_text};
 
 /// How to render: the format, and what the terminal allows.
 #[derive(Debug, Clone, Copy)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::SettingsError;
 use super::validate::{validate_plugin_id, validate_table_name};
 use super::{ClusterSettings, Settings, validate_namespace};
-use crate::cli::{DbCommand, EventsArgs, Runner, VersionArgs};
+use crate::cli::{DbCommand, EventsArgs, ReportArgs, Runner, VersionArgs};
 use crate::knex::model::{DEFAULT_MIGRATION_TABLE, RollbackTarget};
 use crate::model::events::parse_object;
 use crate::options::SourceSpec;
@@ -563,5 +563,50 @@ mod guided_tests {
         for bad in ["", "a b:1", "r/b:1\n", "r/b:-x"] {
             assert!(validate_image_ref("--image", bad).is_err(), "{bad:?}");
         }
+    }
+}
+/// `report`, with its flags checked: the folder exists and is a folder (whether it can be written is
+/// found out by creating the archive's temporary file, before anything is gathered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSettings {
+    pub dir: PathBuf,
+    pub since: Option<Duration>,
+}
+
+impl ReportSettings {
+    pub fn resolve(args: &ReportArgs) -> Result<ReportSettings, SettingsError> {
+        let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+        match std::fs::metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(SettingsError::Flag {
+                    message: format!("--dir {}: not a folder", dir.display()),
+                });
+            }
+            Err(e) => {
+                return Err(SettingsError::Flag {
+                    message: match e.kind() {
+                        std::io::ErrorKind::NotFound => {
+                            format!("--dir {}: no such folder", dir.display())
+                        }
+                        std::io::ErrorKind::PermissionDenied => {
+                            format!("--dir {}: permission denied", dir.display())
+                        }
+                        _ => format!("--dir {}: cannot be read ({e})", dir.display()),
+                    },
+                });
+            }
+        }
+        if args.since.is_some_and(|d| d.is_zero()) {
+            return Err(SettingsError::InvalidValue {
+                what: "--since".into(),
+                value: "0".into(),
+                problem: "must be longer than 0s",
+            });
+        }
+        Ok(ReportSettings {
+            dir,
+            since: args.since,
+        })
     }
 }

@@ -80,6 +80,20 @@ pub(crate) const RESOURCES: &[Resource] = &[
         storage: "services",
         flux: false,
     },
+    // Served so that a test can hold a Secret and prove that nobody read it (the requests are
+    // recorded): `report` must never ask for one.
+    Resource {
+        group: "",
+        version: "v1",
+        plural: "secrets",
+        singular: "secret",
+        kind: "Secret",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        storage: "secrets",
+        flux: false,
+    },
     Resource {
         group: "",
         version: "v1",
@@ -126,6 +140,18 @@ pub(crate) const RESOURCES: &[Resource] = &[
         short_names: &["sts"],
         categories: &["all"],
         storage: "statefulsets",
+        flux: false,
+    },
+    Resource {
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "ingresses",
+        singular: "ingress",
+        kind: "Ingress",
+        namespaced: true,
+        short_names: &["ing"],
+        categories: &[],
+        storage: "ingresses",
         flux: false,
     },
     Resource {

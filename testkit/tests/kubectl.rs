@@ -126,6 +126,8 @@ fn discovery_lists_the_served_resources() {
         "replicasets.apps",
         "statefulsets.apps",
         "events.events.k8s.io",
+        "secrets",
+        "ingresses.networking.k8s.io",
     ] {
         assert!(
             names.iter().any(|n| n == want),
