@@ -50,6 +50,7 @@ pub enum Error {
     Verify(#[from] commands::verify::VerifyError),
     #[error(transparent)]
     Guided(Box<commands::guided::GuidedError>),
+    #[error(transparent)]
     Report(#[from] commands::report::ReportError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),

@@ -215,16 +215,17 @@ async fn db_part(db: Result<DbSettings, String>, cluster: &Cluster) -> Gathered 
             return Gathered::missing(FILE, MissingCause::Failed, e.to_string()).announced();
         }
     };
-    let (source, note) = match source::load(&SourceSpec::Pod(None), Ok(cluster), &[], None).await {
-        Ok(source) => (Some(source), None),
-        Err(e) => (
-            None,
-            Some(format!(
-                "not compared with a pod's migration files: {}",
-                redact_text(&e.to_string())
-            )),
-        ),
-    };
+    let (source, note) =
+        match source::load(&SourceSpec::Pod(None), Ok(cluster), &[], None, &|_| {}).await {
+            Ok(source) => (Some(source), None),
+            Err(e) => (
+                None,
+                Some(format!(
+                    "not compared with a pod's migration files: {}",
+                    redact_text(&e.to_string())
+                )),
+            ),
+        };
     let report = super::db::status::status_report(
         &databases,
         &[],
