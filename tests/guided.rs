@@ -769,3 +769,64 @@ fn flux_refuses_then_suspend_flux_upgrades() {
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(env.image(), IMAGE_1_55_0);
 }
+
+/// Flux is never fought: when the HelmRelease is resumed by someone else during the wait, Flux sets
+/// the image back, and the upgrade stops and says so instead of setting it again.
+#[test]
+fn an_image_set_back_by_flux_during_the_wait_stops_the_upgrade() {
+    let env = Environment::start_with(IMAGE_1_54_0, true);
+    let (code, out, err) = std::thread::scope(|scope| {
+        let upgrade = scope.spawn(|| {
+            env.guided(&[
+                "upgrade",
+                "--image",
+                IMAGE_1_55_0,
+                "--yes",
+                "--suspend-flux",
+                "-o",
+                "json",
+            ])
+        });
+        // Once the image is set, someone resumes the HelmRelease (as `flux resume` would).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while env.image() != IMAGE_1_55_0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the image was never set"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let (code, _, err) = env.kubectl(&[
+            "patch",
+            "helmrelease",
+            "backstage",
+            "-n",
+            "flux-system",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"suspend":false}}"#,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        upgrade.join().unwrap()
+    });
+    assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["result"], "failed");
+    let wait = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "waitRollout")
+        .unwrap_or_else(|| panic!("no wait step: {report}"));
+    assert_eq!(wait["state"], "failed", "{report}");
+    assert_eq!(
+        wait["detail"],
+        format!(
+            "the image of deployment/backstage was changed to {IMAGE_1_54_0} during the wait (Flux or someone else); stopped, not fighting it"
+        ),
+        "{report}"
+    );
+    // The command did not set the image again: Flux's image stays.
+    assert_eq!(env.image(), IMAGE_1_54_0);
+}
