@@ -2,60 +2,14 @@
 //! the Flux controller simulation that sets a managed Deployment's image back unless the release is
 //! suspended.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use backstage_testkit::{FakeApiServer, Fixtures, ServerOptions};
 use serde_json::{Value, json};
 
-struct Kubectl {
-    home: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
-
-impl Kubectl {
-    fn for_server(server: &FakeApiServer) -> Kubectl {
-        let home = tempfile::tempdir().expect("temp HOME");
-        let kubeconfig = home.path().join("kubeconfig.yaml");
-        server
-            .write_kubeconfig(&kubeconfig, "fake", Some("backstage"), "t")
-            .expect("kubeconfig written");
-        Kubectl { home, kubeconfig }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let bin = std::env::var_os("PATH")
-            .and_then(|p| {
-                std::env::split_paths(&p)
-                    .map(|d| d.join("kubectl"))
-                    .find(|p| p.is_file())
-            })
-            .expect("kubectl is not on PATH: this test runs the real kubectl; run scripts/setup-machine.sh");
-        Command::new(bin)
-            .args(args)
-            .env("HOME", self.home.path())
-            .env("KUBECONFIG", &self.kubeconfig)
-            .output()
-            .expect("kubectl runs")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(out.status.code(), Some(1), "kubectl {args:?}");
-        String::from_utf8(out.stderr).unwrap()
-    }
-}
+#[path = "support/kubectl.rs"]
+mod kubectl;
+use kubectl::Kubectl;
 
 fn helm_release(suspend: bool) -> Value {
     json!({

@@ -3,55 +3,15 @@
 //! the old pods and the rollout Progressing; `rollout undo` brings the old ReplicaSet back; a progress
 //! deadline fails `rollout status`.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backstage_testkit::{FakeApiServer, Fixtures, PodOutcome, PodRuntime, PodStart, ServerOptions};
 use serde_json::Value;
 
-struct Kubectl {
-    home: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
-
-impl Kubectl {
-    fn for_server(server: &FakeApiServer) -> Kubectl {
-        let home = tempfile::tempdir().expect("temp HOME");
-        let kubeconfig = home.path().join("kubeconfig.yaml");
-        server
-            .write_kubeconfig(&kubeconfig, "fake", Some("backstage"), "t")
-            .expect("kubeconfig written");
-        Kubectl { home, kubeconfig }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let bin = std::env::var_os("PATH")
-            .and_then(|p| {
-                std::env::split_paths(&p)
-                    .map(|d| d.join("kubectl"))
-                    .find(|p| p.is_file())
-            })
-            .expect("kubectl is not on PATH: this test runs the real kubectl; run scripts/setup-machine.sh");
-        Command::new(bin)
-            .args(args)
-            .env("HOME", self.home.path())
-            .env("KUBECONFIG", &self.kubeconfig)
-            .output()
-            .expect("kubectl runs")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
+#[path = "support/kubectl.rs"]
+mod kubectl;
+use kubectl::Kubectl;
 
 /// Crashes containers of images named in `crash`, and records stops.
 #[derive(Default)]

@@ -1,65 +1,12 @@
 //! Writes against the fake API server with the real kubectl: `set image`, `patch` (merge, JSON and
 //! strategic), `annotate`, `delete`, `create -f`, and the 403/404/409 answers as kubectl prints them.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
 use backstage_testkit::{FakeApiServer, Fixtures, ServerOptions};
 use serde_json::json;
 
-struct Kubectl {
-    home: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
-
-impl Kubectl {
-    fn for_server(server: &FakeApiServer) -> Kubectl {
-        let home = tempfile::tempdir().expect("temp HOME");
-        let kubeconfig = home.path().join("kubeconfig.yaml");
-        server
-            .write_kubeconfig(&kubeconfig, "fake", Some("backstage"), "t")
-            .expect("kubeconfig written");
-        Kubectl { home, kubeconfig }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let bin = std::env::var_os("PATH")
-            .and_then(|p| {
-                std::env::split_paths(&p)
-                    .map(|d| d.join("kubectl"))
-                    .find(|p| p.is_file())
-            })
-            .expect("kubectl is not on PATH: this test runs the real kubectl; run scripts/setup-machine.sh");
-        Command::new(bin)
-            .args(args)
-            .env("HOME", self.home.path())
-            .env("KUBECONFIG", &self.kubeconfig)
-            .output()
-            .expect("kubectl runs")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// stderr of a command that must fail with exit code 1.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8(out.stderr).unwrap()
-    }
-}
+#[path = "support/kubectl.rs"]
+mod kubectl;
+use kubectl::Kubectl;
 
 fn incident(forbidden: &[(&str, &str)]) -> (FakeApiServer, Kubectl) {
     let server = FakeApiServer::start(ServerOptions {
